@@ -1,0 +1,207 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from visual_iq.demos import (
+    DemoError,
+    Episode,
+    load_episode,
+    load_episodes,
+    next_episode_path,
+    save_episode,
+)
+from visual_iq.envs import EnvSettings, make_env
+from visual_iq.recording import EpisodeBuilder, record_episodes
+from visual_iq.tools.demos import main as demos_main
+
+SETTINGS = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=400)
+
+
+def _random_episodes(tmp_path, count=2, seed=0):
+    env = make_env(SETTINGS)
+    rng = np.random.default_rng(seed)
+    return record_episodes(
+        env, lambda _obs: int(rng.integers(6)), tmp_path, episodes=count, source="agent",
+        seed=seed, progress=lambda _message: None,
+    )
+
+
+def _episode(steps=5, **changes):
+    arrays = dict(
+        frames=np.zeros((steps + 1, 84, 84), np.uint8),
+        actions=np.zeros(steps, np.int16),
+        rewards=np.zeros(steps, np.float32),
+        terminated=np.zeros(steps, bool),
+        truncated=np.zeros(steps, bool),
+        settings=SETTINGS,
+    )
+    arrays.update(changes)
+    return Episode(**arrays)
+
+
+def _write_npz(path, **arrays):
+    with open(path, "wb") as file:
+        np.savez_compressed(file, **arrays)
+
+
+def test_round_trip_rebuilds_exact_observations(tmp_path):
+    env = make_env(SETTINGS)
+    observation, _ = env.reset(seed=11)
+    builder = EpisodeBuilder(SETTINGS, observation, 11)
+    observations, rng = [observation], np.random.default_rng(1)
+    done = False
+    while not done:
+        action = int(rng.integers(6))
+        observation, reward, terminated, truncated, _ = env.step(action)
+        builder.add(action, reward, observation, terminated, truncated)
+        observations.append(observation)
+        done = terminated or truncated
+    path = save_episode(builder.finish("expert"), tmp_path / "e.npz")
+    episode = load_episode(path, SETTINGS)
+    assert np.array_equal(episode.observations(), np.stack(observations))
+    assert episode.truncated[-1] and episode.length == 100 and episode.seed == 11
+    metadata = json.loads(np.load(path)["metadata"].tobytes())
+    for key in ("settings", "seed", "source", "return", "length", "created", "package_version"):
+        assert key in metadata
+
+
+def test_pong_frames_are_small_on_disk(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    frames = len(load_episode(path).frames)
+    assert path.stat().st_size / frames <= 100
+
+
+def test_next_episode_path_appends(tmp_path):
+    _random_episodes(tmp_path, count=2)
+    assert next_episode_path(tmp_path).name == "episode_00002.npz"
+    assert len(load_episodes(tmp_path)) == 2
+
+
+def test_save_is_atomic_and_keeps_existing_files(tmp_path, monkeypatch):
+    [first] = _random_episodes(tmp_path, count=1)
+    before = first.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_episode(_episode(), next_episode_path(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_00000.npz"]
+    assert first.read_bytes() == before
+
+
+def test_truncated_file(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(DemoError, match=f"{path}: corrupt or truncated demo file"):
+        load_episode(path)
+
+
+def test_not_a_zip(tmp_path):
+    path = tmp_path / "e.npz"
+    path.write_text("hello")
+    with pytest.raises(DemoError, match="corrupt or truncated"):
+        load_episode(path)
+
+
+def test_missing_keys(tmp_path):
+    path = tmp_path / "e.npz"
+    _write_npz(path, frames=np.zeros((3, 84, 84), np.uint8))
+    with pytest.raises(DemoError, match=r"e.npz: missing keys \['actions', 'metadata'"):
+        load_episode(path)
+
+
+def _rewrite(path, **replace):
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays.update(replace)
+    _write_npz(path, **arrays)
+
+
+def test_wrong_dtype(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    with np.load(path) as data:
+        frames = data["frames"].astype(np.float32)
+    _rewrite(path, frames=frames)
+    with pytest.raises(DemoError, match=r"episode_00000.npz: .*'frames' must be a 3-d uint8 array, got float32"):
+        load_episode(path)
+
+
+def test_wrong_shape(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    with np.load(path) as data:
+        frames = data["frames"][:, :42]
+    _rewrite(path, frames=frames)
+    with pytest.raises(DemoError, match=r"frames are \(42, 84\), settings say \(84, 84\)"):
+        load_episode(path)
+
+
+def test_lengths_disagree(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    with np.load(path) as data:
+        rewards = data["rewards"][:-3]
+    _rewrite(path, rewards=rewards)
+    with pytest.raises(DemoError, match=r"episode_00000.npz: .*lengths disagree: 'rewards' has 97, 'actions' has 100"):
+        load_episode(path)
+
+
+def test_bad_metadata(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    _rewrite(path, metadata=np.frombuffer(b"{not json", np.uint8))
+    with pytest.raises(DemoError, match="episode_00000.npz: bad metadata"):
+        load_episode(path)
+
+
+def test_pickled_object_arrays_are_refused(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    _rewrite(path, actions=np.array([object()] * 100, dtype=object))
+    with pytest.raises(DemoError, match="corrupt or truncated demo file"):
+        load_episode(path)
+
+
+def test_settings_mismatch(tmp_path):
+    _random_episodes(tmp_path, count=1)
+    wanted = EnvSettings("Pong", sticky_actions=0.25, noop_max=0, max_episode_frames=400)
+    with pytest.raises(DemoError, match="do not match.*sticky_actions: 0.0 != 0.25"):
+        load_episodes(tmp_path, wanted)
+    with pytest.raises(DemoError, match="game: 'Pong' != 'Breakout'"):
+        load_episodes(tmp_path, EnvSettings("Breakout"))
+
+
+def test_empty_and_missing_directory(tmp_path):
+    with pytest.raises(DemoError, match=f"{tmp_path}: no demo files"):
+        load_episodes(tmp_path)
+    with pytest.raises(DemoError, match="does not exist"):
+        load_episodes(tmp_path / "nope")
+
+
+def test_episode_checks_itself():
+    with pytest.raises(DemoError, match="'terminated' is True before the last step"):
+        _episode(terminated=np.array([True, False, False, False, False]))
+    with pytest.raises(DemoError, match="expected actions \\+ 1 = 6"):
+        _episode(frames=np.zeros((5, 84, 84), np.uint8))
+    with pytest.raises(DemoError, match="source must be one of"):
+        Episode(**{**_episode().__dict__, "source": "robot"})
+
+
+def test_info_json(tmp_path, capsys):
+    _random_episodes(tmp_path, count=2)
+    assert demos_main(["info", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 2 and summary["steps"] == 200 and summary["game"] == "Pong"
+    assert summary["return_mean"] <= 0 and "return_std" in summary
+
+
+def test_info_reports_bad_directory(tmp_path, capsys):
+    assert demos_main(["info", str(tmp_path)]) == 2
+    assert f"error: {tmp_path}: no demo files" in capsys.readouterr().err
+
+
+def test_video(tmp_path):
+    _random_episodes(tmp_path / "demos", count=1)
+    for name in ("out.mp4", "out.gif"):
+        assert demos_main(["video", str(tmp_path / "demos"), "-o", str(tmp_path / name), "--max-steps", "20"]) == 0
+        assert (tmp_path / name).stat().st_size > 1000

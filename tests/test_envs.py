@@ -1,0 +1,65 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from visual_iq.envs import EnvSettings, EnvSettingsError, canonical_game, make_env, make_vector_env
+
+
+@pytest.mark.parametrize("name", ["Pong", "pong", "ALE/Pong-v5", "PongNoFrameskip-v4", "Pong-v4"])
+def test_game_names_are_normalised(name):
+    assert canonical_game(name) == "Pong"
+
+
+def test_unknown_game_lists_valid_ones():
+    with pytest.raises(EnvSettingsError, match="unknown Atari game 'Pongg'.*Breakout.*Pong"):
+        make_env("Pongg")
+
+
+def test_make_env_pipeline():
+    env = make_env("ALE/Breakout-v5", sticky_actions=0.0)
+    observation, _ = env.reset(seed=0)
+    assert observation.shape == (4, 84, 84) and observation.dtype == np.uint8
+    assert env.settings == EnvSettings("Breakout", sticky_actions=0.0)
+    assert env.unwrapped.ale.getFloat("repeat_action_probability") == 0.0
+    assert env.action_space.n == 4
+    # zero padding: the first observation has only one real frame
+    assert not observation[:3].any() and observation[3].any()
+    assert make_env("Pong").unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
+
+
+def test_settings_round_trip_and_differences():
+    settings = EnvSettings("Pong")
+    assert EnvSettings.from_dict(settings.to_dict()) == settings
+    other = dataclasses.replace(settings, sticky_actions=0.0)
+    assert settings.differences(other) == ["sticky_actions: 0.25 != 0.0"]
+    with pytest.raises(EnvSettingsError, match="unknown env settings fields"):
+        EnvSettings.from_dict({**settings.to_dict(), "colour": True})
+    with pytest.raises(EnvSettingsError, match="sticky_actions"):
+        EnvSettings("Pong", sticky_actions=1.5)
+
+
+@pytest.mark.parametrize("game", ["Pong", "Breakout"])
+def test_vector_env_matches_make_env(game):
+    """Same seed and actions, no sticky actions and no no-op starts: identical observations."""
+    settings = EnvSettings(game, sticky_actions=0.0, noop_max=0)
+    env, vector_env = make_env(settings), make_vector_env(settings, num_envs=1)
+    observation, _ = env.reset(seed=3)
+    vector_observation, _ = vector_env.reset(seed=3)
+    assert np.array_equal(observation, vector_observation[0])
+    rng = np.random.default_rng(0)
+    rewards = 0.0
+    for _ in range(600):
+        action = int(rng.integers(env.action_space.n))
+        observation, reward, terminated, truncated, _ = env.step(action)
+        vector_observation, vector_reward, vector_terminated, vector_truncated, _ = vector_env.step(
+            np.array([action])
+        )
+        assert np.array_equal(observation, vector_observation[0])
+        assert reward == vector_reward[0]
+        assert terminated == vector_terminated[0] and truncated == vector_truncated[0]
+        rewards += abs(reward)
+        if terminated or truncated:
+            break
+    assert rewards > 0  # the comparison covered steps with rewards
+    vector_env.close()

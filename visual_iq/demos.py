@@ -1,0 +1,285 @@
+"""The demonstration format: one compressed ``.npz`` file per episode, no pickle.
+
+Each file holds every 84x84 frame once (not the stacks) plus the per-step arrays and a JSON
+metadata record that includes the `EnvSettings` the frames were produced with:
+
+=============  ===============  ====================================================
+key            shape / dtype    meaning
+=============  ===============  ====================================================
+``frames``     (T+1, H, W) u8   newest frame of each observation o_0 .. o_T
+``actions``    (T,) int16       action taken in o_t
+``rewards``    (T,) float32     reward received after the action
+``terminated`` (T,) bool        the game ended (only the last step may be True)
+``truncated``  (T,) bool        the episode was cut by a time limit (only the last)
+``metadata``   (bytes,) u8      UTF-8 JSON: settings, seed, source, return, ...
+=============  ===============  ====================================================
+
+Stacked observations are rebuilt on load: o_t = frames[t-stack+1 .. t], with zero frames before
+the episode start, exactly like `FrameStackObservation(padding_type="zero")` in `make_env`.
+Files are written atomically (temporary file + rename), so an interrupted write never leaves a
+half-written episode and never touches episodes already on disk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from visual_iq import __version__
+from visual_iq.envs import EnvSettings, EnvSettingsError
+
+SOURCES = ("human", "expert", "agent")
+FORMAT_VERSION = 1
+_ARRAY_SPECS = {  # key -> (dtype kind check, expected ndim)
+    "frames": (np.uint8, 3),
+    "actions": (np.int16, 1),
+    "rewards": (np.float32, 1),
+    "terminated": (np.bool_, 1),
+    "truncated": (np.bool_, 1),
+}
+
+
+class DemoError(ValueError):
+    """A demonstration file or directory that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One recorded episode of T steps. Arrays are checked on creation."""
+
+    frames: np.ndarray
+    """(T+1, H, W) uint8: the newest frame of observations o_0 .. o_T."""
+    actions: np.ndarray
+    """(T,) int16: action taken in observation o_t."""
+    rewards: np.ndarray
+    """(T,) float32: reward received for that action."""
+    terminated: np.ndarray
+    """(T,) bool: True only on the last step, if the game ended there."""
+    truncated: np.ndarray
+    """(T,) bool: True only on the last step, if a time limit cut the episode there."""
+    settings: EnvSettings
+    """The env settings the frames were produced with."""
+    source: str = "expert"
+    """Who played: ``human``, ``expert`` or ``agent``."""
+    seed: int | None = None
+    """Seed of the env reset that started the episode."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form JSON-serialisable metadata (e.g. checkpoint path, expert name)."""
+
+    def __post_init__(self) -> None:
+        problems = _array_problems(
+            {
+                "frames": self.frames,
+                "actions": self.actions,
+                "rewards": self.rewards,
+                "terminated": self.terminated,
+                "truncated": self.truncated,
+            },
+            self.settings,
+        )
+        if self.source not in SOURCES:
+            problems.append(f"source must be one of {SOURCES}, got {self.source!r}")
+        if problems:
+            raise DemoError("invalid episode: " + "; ".join(problems))
+
+    @property
+    def length(self) -> int:
+        return len(self.actions)
+
+    @property
+    def episode_return(self) -> float:
+        return float(self.rewards.sum(dtype=np.float64))
+
+    def observations(self, stack_size: int | None = None) -> np.ndarray:
+        """All T+1 stacked observations, (T+1, stack, H, W) uint8, zero-padded at the start."""
+        stack = stack_size or self.settings.stack_size
+        padded = np.concatenate(
+            [np.zeros((stack - 1, *self.frames.shape[1:]), np.uint8), self.frames]
+        )
+        windows = np.lib.stride_tricks.sliding_window_view(padded, stack, axis=0)
+        return np.ascontiguousarray(np.moveaxis(windows, -1, 1))
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "settings": self.settings.to_dict(),
+            "source": self.source,
+            "seed": self.seed,
+            "return": self.episode_return,
+            "length": self.length,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "package_version": __version__,
+            "extra": self.extra,
+        }
+
+
+def _array_problems(arrays: dict[str, np.ndarray], settings: EnvSettings) -> list[str]:
+    problems = []
+    for key, (dtype, ndim) in _ARRAY_SPECS.items():
+        array = arrays[key]
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != ndim:
+            shape = getattr(array, "shape", None)
+            found = f"{getattr(array, 'dtype', type(array).__name__)} with shape {shape}"
+            problems.append(f"{key!r} must be a {ndim}-d {np.dtype(dtype).name} array, got {found}")
+    if problems:
+        return problems
+    steps = len(arrays["actions"])
+    if steps == 0:
+        problems.append("episode has no steps")
+    for key in ("rewards", "terminated", "truncated"):
+        if len(arrays[key]) != steps:
+            problems.append(f"lengths disagree: {key!r} has {len(arrays[key])}, 'actions' has {steps}")
+    if len(arrays["frames"]) != steps + 1:
+        problems.append(
+            f"lengths disagree: 'frames' has {len(arrays['frames'])}, expected actions + 1 = {steps + 1}"
+        )
+    size = settings.screen_size
+    if arrays["frames"].shape[1:] != (size, size):
+        problems.append(f"frames are {arrays['frames'].shape[1:]}, settings say {(size, size)}")
+    for key in ("terminated", "truncated"):
+        if arrays[key][:-1].any():
+            problems.append(f"{key!r} is True before the last step")
+    return problems
+
+
+def episode_filename(index: int) -> str:
+    return f"episode_{index:05d}.npz"
+
+
+def save_episode(episode: Episode, path: str | os.PathLike) -> Path:
+    """Write ``episode`` to ``path`` atomically (temporary file in the same directory + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = np.frombuffer(json.dumps(episode.metadata()).encode("utf-8"), dtype=np.uint8)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez_compressed(
+                file,
+                frames=episode.frames,
+                actions=episode.actions,
+                rewards=episode.rewards,
+                terminated=episode.terminated,
+                truncated=episode.truncated,
+                metadata=metadata,
+            )
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def next_episode_path(directory: str | os.PathLike) -> Path:
+    """The first unused ``episode_NNNNN.npz`` name in ``directory`` (after the highest present)."""
+    directory = Path(directory)
+    indices = [
+        int(name.stem.split("_")[1])
+        for name in directory.glob("episode_*.npz")
+        if name.stem.split("_")[1].isdigit()
+    ]
+    return directory / episode_filename(max(indices, default=-1) + 1)
+
+
+def load_episode(path: str | os.PathLike, expected: EnvSettings | None = None) -> Episode:
+    """Load and validate one episode file; any problem raises `DemoError` naming the file.
+
+    If ``expected`` is given, the file's settings must match it (the ale-py version excepted,
+    which only warns via ``extra['ale_py_version_mismatch']``).
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = sorted((set(_ARRAY_SPECS) | {"metadata"}) - set(data.files))
+            if missing:
+                raise DemoError(f"{path}: missing keys {missing} (found {sorted(data.files)})")
+            arrays = {key: data[key] for key in _ARRAY_SPECS}
+            raw_metadata = data["metadata"]
+    except DemoError:
+        raise
+    except FileNotFoundError:
+        raise DemoError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
+        raise DemoError(f"{path}: corrupt or truncated demo file ({error})") from None
+    try:
+        metadata = json.loads(raw_metadata.tobytes().decode("utf-8"))
+        settings = EnvSettings.from_dict(metadata["settings"])
+        source, seed = metadata["source"], metadata.get("seed")
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, EnvSettingsError) as error:
+        raise DemoError(f"{path}: bad metadata ({type(error).__name__}: {error})") from None
+    if expected is not None:
+        differences = settings.differences(expected, ignore=("ale_py_version",))
+        if differences:
+            raise DemoError(
+                f"{path}: recorded with env settings that do not match the ones asked for: "
+                + "; ".join(differences)
+            )
+    try:
+        return Episode(
+            **arrays, settings=settings, source=source, seed=seed, extra=metadata.get("extra", {})
+        )
+    except DemoError as error:
+        raise DemoError(f"{path}: {error}") from None
+
+
+def episode_paths(directory: str | os.PathLike) -> list[Path]:
+    """Sorted episode files in ``directory``; a missing or empty directory raises `DemoError`."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DemoError(f"{directory}: demo directory does not exist")
+    paths = sorted(directory.glob("*.npz"))
+    if not paths:
+        raise DemoError(f"{directory}: no demo files (*.npz) in this directory")
+    return paths
+
+
+def iter_episodes(
+    directory: str | os.PathLike, expected: EnvSettings | None = None
+) -> Iterator[Episode]:
+    """Load every episode of ``directory`` in file-name order, validating each."""
+    for path in episode_paths(directory):
+        yield load_episode(path, expected)
+
+
+def load_episodes(
+    directory: str | os.PathLike, expected: EnvSettings | None = None, limit: int | None = None
+) -> list[Episode]:
+    """Load (up to ``limit``) episodes; all must share one game and settings."""
+    episodes = []
+    for path in episode_paths(directory)[:limit]:
+        episode = load_episode(path, expected)
+        if episodes and episode.settings.differences(episodes[0].settings, ("ale_py_version",)):
+            raise DemoError(
+                f"{path}: settings differ from the other episodes in {directory}: "
+                + "; ".join(episode.settings.differences(episodes[0].settings))
+            )
+        episodes.append(episode)
+    return episodes
+
+
+def summarize(episodes: list[Episode]) -> dict[str, Any]:
+    """The figures ``tools/demos.py info`` prints: counts, return statistics, game, settings."""
+    returns = np.array([episode.episode_return for episode in episodes], dtype=np.float64)
+    settings = episodes[0].settings
+    return {
+        "episodes": len(episodes),
+        "steps": int(sum(episode.length for episode in episodes)),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "game": settings.game,
+        "sources": sorted({episode.source for episode in episodes}),
+        "settings": settings.to_dict(),
+    }

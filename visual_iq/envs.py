@@ -1,0 +1,201 @@
+"""The one Atari preprocessing pipeline that recording, training and evaluation share.
+
+`EnvSettings` is the small record of everything that defines an observation. It is saved with
+every demo and every checkpoint so that a mismatch between data, model and env is caught.
+`make_env` builds the python pipeline (ALE v5 with ``frameskip=1`` + gymnasium's
+`AtariPreprocessing` + `FrameStackObservation`); `make_vector_env` builds ale-py's C++
+`AtariVectorEnv` with every setting that differs from its defaults set to match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import ale_py
+import gymnasium as gym
+from ale_py.registration import rom_id_to_name
+from ale_py.roms import get_all_rom_ids
+from ale_py.vector_env import AtariVectorEnv
+from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+gym.register_envs(ale_py)
+
+
+class EnvSettingsError(ValueError):
+    """Settings that cannot be used, or that do not match the ones asked for."""
+
+
+def _game_names() -> dict[str, str]:
+    """CamelCase game name (e.g. ``Pong``) -> ale-py ROM id (e.g. ``pong``), for every shipped ROM."""
+    return {rom_id_to_name(rom_id): rom_id for rom_id in get_all_rom_ids()}
+
+
+def canonical_game(game: str) -> str:
+    """Normalise ``Pong``, ``pong``, ``ALE/Pong-v5`` or ``PongNoFrameskip-v4`` to ``Pong``.
+
+    Raises `EnvSettingsError` listing the valid games when the name is unknown.
+    """
+    name = game.strip()
+    name = re.sub(r"^ALE/", "", name)
+    name = re.sub(r"-v\d+$", "", name)
+    name = re.sub(r"(NoFrameskip|Deterministic)$", "", name)
+    games = _game_names()
+    if name in games:
+        return name
+    by_lower = {key.lower(): key for key in games}
+    by_lower.update({rom_id.replace("_", ""): key for key, rom_id in games.items()})
+    key = name.lower().replace("_", "")
+    if key in by_lower:
+        return by_lower[key]
+    raise EnvSettingsError(
+        f"unknown Atari game {game!r}; valid games are: {', '.join(sorted(games))}"
+    )
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """Everything that defines what an observation looks like. Saved with demos and checkpoints."""
+
+    game: str = "Pong"
+    """Game name as accepted by `canonical_game` (stored in canonical form, e.g. ``Pong``)."""
+    frame_skip: int = 4
+    """Emulator frames per agent step; the last two are max-pooled."""
+    screen_size: int = 84
+    """Observation frames are ``screen_size`` x ``screen_size``."""
+    grayscale: bool = True
+    """Grayscale frames (the only mode the demo format and networks support)."""
+    stack_size: int = 4
+    """Frames per observation; the first steps of an episode are padded with zero frames."""
+    sticky_actions: float = 0.25
+    """Probability that the emulator repeats the previous action on a frame (ALE v5 default)."""
+    noop_max: int = 30
+    """Up to this many no-op steps after each reset (0 disables)."""
+    terminal_on_life_loss: bool = False
+    """End episodes when a life is lost (training signal only; off matches the real game)."""
+    max_episode_frames: int = 108_000
+    """Episodes are truncated after this many emulator frames (30 minutes of play)."""
+    ale_py_version: str = ale_py.__version__
+    """ale-py version the observations were produced with."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "game", canonical_game(self.game))
+        if not self.grayscale:
+            raise EnvSettingsError("only grayscale observations are supported (grayscale=True)")
+        if not 0.0 <= self.sticky_actions <= 1.0:
+            raise EnvSettingsError(f"sticky_actions must be in [0, 1], got {self.sticky_actions}")
+        for name in ("frame_skip", "screen_size", "stack_size", "max_episode_frames"):
+            if getattr(self, name) < 1:
+                raise EnvSettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.noop_max < 0:
+            raise EnvSettingsError(f"noop_max must be >= 0, got {self.noop_max}")
+
+    @property
+    def env_id(self) -> str:
+        """The gymnasium id of the underlying ALE v5 env, e.g. ``ALE/Pong-v5``."""
+        return f"ALE/{self.game}-v5"
+
+    @property
+    def rom_id(self) -> str:
+        """The ale-py ROM id, e.g. ``pong``."""
+        return _game_names()[self.game]
+
+    @property
+    def observation_shape(self) -> tuple[int, int, int]:
+        return (self.stack_size, self.screen_size, self.screen_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EnvSettings":
+        """Rebuild settings saved by `to_dict`; unknown or badly typed fields raise `EnvSettingsError`."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise EnvSettingsError(f"unknown env settings fields: {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise EnvSettingsError(f"bad env settings {data}: {error}") from None
+
+    def differences(self, other: "EnvSettings", ignore: tuple[str, ...] = ()) -> list[str]:
+        """Human-readable list of fields that differ, e.g. ``["sticky_actions: 0.25 != 0.0"]``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [
+            f"{key}: {mine[key]!r} != {theirs[key]!r}"
+            for key in mine
+            if key not in ignore and mine[key] != theirs[key]
+        ]
+
+
+def make_env(
+    game: str | EnvSettings = "Pong",
+    *,
+    sticky_actions: float | None = None,
+    render_mode: str | None = None,
+    **overrides: Any,
+) -> gym.Env:
+    """The single preprocessing pipeline: ALE v5 (frameskip 1) + AtariPreprocessing + frame stack.
+
+    ``game`` is a name (``Pong``, ``ALE/Pong-v5``, ``PongNoFrameskip-v4``) or full `EnvSettings`;
+    keyword overrides (``sticky_actions``, ``noop_max``, ...) replace fields of the settings.
+    Observations are uint8 arrays of shape ``(stack_size, 84, 84)``. The settings used are at
+    ``env.settings`` (the outermost wrapper's attribute).
+    """
+    settings = game if isinstance(game, EnvSettings) else EnvSettings(game=game)
+    if sticky_actions is not None:
+        overrides["sticky_actions"] = sticky_actions
+    if overrides:
+        settings = dataclasses.replace(settings, **overrides)
+    env = gym.make(
+        settings.env_id,
+        frameskip=1,
+        repeat_action_probability=settings.sticky_actions,
+        max_num_frames_per_episode=settings.max_episode_frames,
+        full_action_space=False,
+        render_mode=render_mode,
+    )
+    env = AtariPreprocessing(
+        env,
+        noop_max=settings.noop_max,
+        frame_skip=settings.frame_skip,
+        screen_size=settings.screen_size,
+        terminal_on_life_loss=settings.terminal_on_life_loss,
+        grayscale_obs=True,
+        scale_obs=False,
+    )
+    env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
+    env.settings = settings  # type: ignore[attr-defined]
+    return env
+
+
+def make_vector_env(settings: EnvSettings, num_envs: int, *, num_threads: int = 0) -> AtariVectorEnv:
+    """ale-py's C++ vector env configured to produce what `make_env` produces.
+
+    Defaults of `AtariVectorEnv` that differ from the python pipeline (reward clipping, FIRE on
+    reset, sticky actions 0) are overridden here. With ``sticky_actions=0`` and ``noop_max=0`` the
+    two give identical observations and rewards for the same seed and actions (tested); with
+    no-op starts both draw 0..noop_max no-ops, but from different random generators.
+    Episodes auto-reset on the step after they end (``AutoresetMode.NEXT_STEP``).
+    """
+    return AtariVectorEnv(
+        settings.rom_id,
+        num_envs,
+        num_threads=num_threads,
+        max_num_frames_per_episode=settings.max_episode_frames,
+        repeat_action_probability=settings.sticky_actions,
+        full_action_space=False,
+        img_height=settings.screen_size,
+        img_width=settings.screen_size,
+        grayscale=True,
+        stack_num=settings.stack_size,
+        frameskip=settings.frame_skip,
+        maxpool=True,
+        noop_max=settings.noop_max,
+        episodic_life=settings.terminal_on_life_loss,
+        reward_clipping=False,
+        use_fire_reset=False,
+    )

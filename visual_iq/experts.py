@@ -1,0 +1,182 @@
+"""Scripted experts for Pong and Breakout that read the ALE RAM and plan by simulation.
+
+Both games reduce to one decision: where to put the paddle when the ball arrives. The expert
+answers it by search. Whenever the ball starts coming towards the paddle, it clones the emulator
+state (`ALEInterface.cloneState`), and for each candidate paddle position simulates agent steps
+with a simple "move the paddle to the target" controller until a point is scored or lost (Pong),
+or a life is lost or the horizon ends (Breakout); it then restores the state and commits to the
+best target. Between plans it only moves the paddle, so a plan costs a few thousand emulated
+frames per rally, not per step. Observations the recorder stores are the normal pixel
+observations; the RAM is read only to decide the action.
+
+RAM facts (see ``shared/atari-notes.md``): Pong ball x/y = ram[49]/ram[54], player paddle
+y = ram[51]; Breakout ball x/y = ram[99]/ram[101], paddle x = ram[72].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass(frozen=True)
+class _GameSpec:
+    """Where a game keeps its ball and paddle, and which actions move the paddle."""
+
+    ball_along: int  # RAM index of the ball coordinate along the paddle's axis of motion
+    ball_towards: int  # RAM index of the ball coordinate towards / away from the paddle
+    paddle: int  # RAM index of the paddle position along its axis
+    increase: int  # action index that increases the paddle coordinate
+    decrease: int  # action index that decreases the paddle coordinate
+    approaching_sign: int  # +1 if the ball approaches the paddle when ball_towards grows
+    targets: tuple[int, ...]  # candidate paddle positions tried by the planner
+    rest: int  # paddle position while the ball is going away
+    horizon: int  # agent steps simulated per candidate
+    fire: int | None  # action that serves the ball, if the game needs one
+
+
+_SPECS = {
+    # Pong: LEFT (3) moves the paddle down (larger y), RIGHT (2) up. The ball approaches when x grows.
+    "Pong": _GameSpec(
+        ball_along=54, ball_towards=49, paddle=51, increase=3, decrease=2, approaching_sign=1,
+        targets=tuple(range(38, 206, 6)), rest=120, horizon=150, fire=None,
+    ),
+    # Breakout: RIGHT (2) increases paddle x, LEFT (3) decreases. The ball approaches when y grows.
+    "Breakout": _GameSpec(
+        ball_along=99, ball_towards=101, paddle=72, increase=2, decrease=3, approaching_sign=1,
+        targets=tuple(range(55, 200, 5)), rest=120, horizon=90, fire=1,
+    ),
+}
+
+SUPPORTED_GAMES = tuple(_SPECS)
+
+
+class LookaheadExpert:
+    """A planning expert for Pong or Breakout; call it with nothing, get the next action.
+
+    It reads the RAM of the env it was built for, so use one expert per env, and call `reset`
+    after every ``env.reset``. ``deadband`` is how close (in RAM units) counts as "at the target".
+    """
+
+    def __init__(self, env: gym.Env, deadband: int = 6, replan_every: int = 6, samples: int = 2
+    ) -> None:
+        game = env.get_wrapper_attr("settings").game
+        if game not in _SPECS:
+            raise ValueError(f"no scripted expert for {game}; experts exist for {', '.join(_SPECS)}")
+        self.spec = _SPECS[game]
+        self.ale = env.unwrapped.ale
+        self.action_set = env.unwrapped._action_set
+        self.frame_skip = env.get_wrapper_attr("settings").frame_skip
+        self.deadband = deadband
+        self.replan_every = replan_every
+        self.samples = samples
+        self.debug = False
+        self.reset()
+
+    def reset(self) -> None:
+        self.target: int | None = None
+        self.steps_since_plan = 0
+        self.previous_paddle: int | None = None
+        self.previous_towards: int | None = None
+
+    def _ram(self) -> tuple[int, int, int]:
+        ram = self.ale.getRAM()
+        spec = self.spec
+        return int(ram[spec.ball_along]), int(ram[spec.ball_towards]), int(ram[spec.paddle])
+
+    def _move_to(self, target: int, paddle: int) -> int:
+        """Move the paddle towards ``target``, braking early: it keeps moving for a step after."""
+        velocity = 0 if self.previous_paddle is None else paddle - self.previous_paddle
+        self.previous_paddle = paddle
+        expected = paddle + velocity
+        if expected < target - self.deadband:
+            return self.spec.increase
+        if expected > target + self.deadband:
+            return self.spec.decrease
+        return 0
+
+    def _simulate_step(self, action: int) -> tuple[float, bool]:
+        """One agent step in the emulator: returns (reward, life lost or game over)."""
+        lives = self.ale.lives()
+        reward = 0.0
+        for _ in range(self.frame_skip):
+            reward += self.ale.act(self.action_set[action])
+        return reward, self.ale.game_over() or self.ale.lives() < lives
+
+    def _score(self, target: int, until_bounce: bool = False) -> float:
+        """Simulated value of sending the paddle to ``target`` for the coming rally.
+
+        Simulates until the ball, after bouncing back, approaches the paddle again (value: reward
+        collected), a point or life is lost (value: -100, less if later), or, in Pong, a point
+        is won (value: +10, more if sooner).
+        """
+        total = 0.0
+        previous = self._ram()[1]
+        bounced = False
+        for step in range(self.spec.horizon):
+            _, _, paddle = self._ram()
+            reward, lost_life = self._simulate_step(self._move_to(target, paddle))
+            if lost_life or reward < 0:
+                return total - 100.0 + step * 0.01
+            if reward > 0:
+                total += reward
+                if self.spec.fire is None:  # Pong: the rally is won, sooner is better
+                    return total * 10.0 - step * 0.01
+            towards = self._ram()[1]
+            moving = (towards - previous) * self.spec.approaching_sign
+            previous = towards
+            if moving < 0:
+                if until_bounce:
+                    return total
+                bounced = True
+            elif moving > 0 and bounced:
+                return total
+        return total
+
+    def _scores(self, targets: tuple[int, ...], until_bounce: bool) -> list[float]:
+        """Worst simulated score of each target over ``samples`` rollouts; the state is restored."""
+        state, paddle_memory = self.ale.cloneState(), self.previous_paddle
+        scores = []
+        for target in targets:
+            samples = []
+            for _ in range(self.samples):  # sticky actions make each rollout a random sample
+                samples.append(self._score(target, until_bounce))
+                self.ale.restoreState(state)
+                self.previous_paddle = paddle_memory
+            scores.append(float(np.min(samples)))
+        return scores
+
+    def _plan(self, until_bounce: bool = False) -> int:
+        scores = self._scores(self.spec.targets, until_bounce)
+        # Judge each target by its worst neighbour, then by the neighbours' mean: the rollouts
+        # are noisy (sticky actions) and the real paddle stops only near its target.
+        padded = np.pad(np.asarray(scores), 1, mode="edge")
+        windows = np.stack([padded[:-2], padded[1:-1], padded[2:]])
+        smoothed = windows.min(axis=0) * 1000.0 + windows.mean(axis=0)
+        if self.debug:
+            pass
+        return self.spec.targets[int(np.argmax(smoothed))]
+
+    def __call__(self) -> int:
+        along, towards, paddle = self._ram()
+        previous, self.previous_towards = self.previous_towards, towards
+        ball_visible = along != 0 and towards != 0
+        if not ball_visible:
+            self.target = None
+            return self.spec.fire if self.spec.fire is not None else self._move_to(self.spec.rest, paddle)
+        if previous is None:
+            return 0
+        approaching = (towards - previous) * self.spec.approaching_sign > 0
+        if approaching and (self.target is None or self.steps_since_plan >= self.replan_every):
+            self.target = self._plan()
+            self.steps_since_plan = 0
+        elif approaching and min(self._scores((self.target,), until_bounce=True)) < 0:
+            self.target = self._plan(until_bounce=True)  # about to miss: just reach the ball
+        elif not approaching and (towards - previous) != 0:
+            self.target = None
+        self.steps_since_plan += 1
+        if self.target is None:
+            return self._move_to(self.spec.rest if self.spec.fire is None else along, paddle)
+        return self._move_to(self.target, paddle)

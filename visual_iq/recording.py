@@ -1,0 +1,208 @@
+"""Recording demonstrations: turn steps of `make_env` into saved `Episode` files.
+
+`EpisodeBuilder` collects one episode from the stacked observations the env returns (it keeps
+only the newest frame of each). `record_episodes` runs any policy (a scripted expert, a trained
+agent) for N episodes and saves each one the moment it ends; `record_human` does the same for a
+person playing with the keyboard through `gymnasium.utils.play`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+from visual_iq.demos import Episode, next_episode_path, save_episode
+from visual_iq.envs import EnvSettings, make_env
+
+
+class EpisodeBuilder:
+    """Accumulates one episode; `finish` returns it as a validated `Episode`."""
+
+    def __init__(self, settings: EnvSettings, first_observation: np.ndarray, seed: int | None) -> None:
+        self.settings = settings
+        self.seed = seed
+        self.frames = [np.asarray(first_observation)[-1].copy()]
+        self.actions: list[int] = []
+        self.rewards: list[float] = []
+        self.terminated = False
+        self.truncated = False
+
+    def add(self, action: int, reward: float, observation: np.ndarray, terminated: bool, truncated: bool) -> None:
+        self.frames.append(np.asarray(observation)[-1].copy())
+        self.actions.append(int(action))
+        self.rewards.append(float(reward))
+        self.terminated, self.truncated = bool(terminated), bool(truncated)
+
+    def finish(self, source: str, extra: dict[str, Any] | None = None) -> Episode:
+        steps = len(self.actions)
+        terminated = np.zeros(steps, bool)
+        truncated = np.zeros(steps, bool)
+        if steps:
+            terminated[-1], truncated[-1] = self.terminated, self.truncated
+        return Episode(
+            frames=np.stack(self.frames).astype(np.uint8),
+            actions=np.asarray(self.actions, np.int16),
+            rewards=np.asarray(self.rewards, np.float32),
+            terminated=terminated,
+            truncated=truncated,
+            settings=self.settings,
+            source=source,
+            seed=self.seed,
+            extra=extra or {},
+        )
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def record_episodes(
+    env: gym.Env,
+    policy: Callable[[np.ndarray], int],
+    out: str | os.PathLike,
+    *,
+    episodes: int,
+    source: str,
+    seed: int = 0,
+    on_reset: Callable[[], None] | None = None,
+    extra: dict[str, Any] | None = None,
+    progress: Callable[[str], None] = _progress,
+) -> list[Path]:
+    """Run ``policy(observation) -> action`` for ``episodes`` episodes, saving each as it ends.
+
+    Episode i is reset with seed ``seed + i``. ``on_reset`` is called after every reset (experts
+    use it to clear their plan). Returns the paths written.
+    """
+    settings: EnvSettings = env.get_wrapper_attr("settings")
+    written = []
+    for index in range(episodes):
+        episode_seed = seed + index
+        observation, _ = env.reset(seed=episode_seed)
+        if on_reset is not None:
+            on_reset()
+        builder = EpisodeBuilder(settings, observation, episode_seed)
+        started = time.perf_counter()
+        done = False
+        while not done:
+            action = policy(observation)
+            observation, reward, terminated, truncated, _ = env.step(action)
+            builder.add(action, reward, observation, terminated, truncated)
+            done = terminated or truncated
+        episode = builder.finish(source, extra)
+        path = save_episode(episode, next_episode_path(out))
+        written.append(path)
+        elapsed = time.perf_counter() - started
+        progress(
+            f"episode {index + 1}/{episodes}: return {episode.episode_return:+.0f}, "
+            f"{episode.length} steps, {episode.length / elapsed:.0f} steps/s -> {path}"
+        )
+    return written
+
+
+def record_expert(
+    settings: EnvSettings, out: str | os.PathLike, *, episodes: int, seed: int = 0,
+    progress: Callable[[str], None] = _progress,
+) -> list[Path]:
+    """Record the scripted look-ahead expert (Pong or Breakout)."""
+    from visual_iq.experts import LookaheadExpert
+
+    env = make_env(settings)
+    expert = LookaheadExpert(env)
+    try:
+        return record_episodes(
+            env, lambda _observation: expert(), out, episodes=episodes, source="expert", seed=seed,
+            on_reset=expert.reset, extra={"expert": "LookaheadExpert"}, progress=progress,
+        )
+    finally:
+        env.close()
+
+
+class _SeedPerEpisode(gym.Wrapper):
+    """Reset episode i with seed ``base + i`` when the caller passes no seed (as `play` does).
+
+    A reset with no step since the previous one (`play` resets once before its loop) reuses
+    that seed, so the first played episode gets ``base``.
+    """
+
+    def __init__(self, env: gym.Env, base_seed: int) -> None:
+        super().__init__(env)
+        self.next_seed = base_seed
+        self.last_seed: int | None = None
+        self.stepped = True
+
+    def step(self, action):
+        self.stepped = True
+        return self.env.step(action)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is None:
+            if self.stepped:
+                self.last_seed, self.next_seed = self.next_seed, self.next_seed + 1
+            seed = self.last_seed
+        self.last_seed, self.stepped = seed, False
+        return self.env.reset(seed=seed, options=options)
+
+
+def record_human(
+    settings: EnvSettings,
+    out: str | os.PathLike,
+    *,
+    episodes: int | None = None,
+    seed: int = 0,
+    fps: int = 15,
+    zoom: float = 4.0,
+    on_step: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] = _progress,
+) -> list[Path]:
+    """A person plays with the keyboard (`gymnasium.utils.play`); each finished episode is saved.
+
+    Keys are the game's own ALE map (`get_keys_to_action`). ``fps`` is agent steps per second
+    (15 is real time with frame skip 4). Closing the window, ESC or Ctrl-C stop recording and
+    keep every finished episode; the episode in progress is discarded. ``on_step(step_index)`` is
+    called after every step (tests use it to post key events). Recording stops by itself after
+    ``episodes`` finished episodes, if given.
+    """
+    import pygame
+    from gymnasium.utils.play import play
+
+    env = _SeedPerEpisode(make_env(settings, render_mode="rgb_array"), seed)
+    keys_to_action = env.unwrapped.get_keys_to_action()
+    written: list[Path] = []
+    state: dict[str, Any] = {"builder": None, "steps": 0, "started": time.perf_counter()}
+
+    def callback(obs_t, obs_tp1, action, reward, terminated, truncated, info) -> None:
+        if state["builder"] is None:
+            first = obs_t[0] if isinstance(obs_t, tuple) else obs_t  # play passes reset's tuple
+            state["builder"] = EpisodeBuilder(settings, first, env.last_seed)
+            state["started"] = time.perf_counter()
+        builder: EpisodeBuilder = state["builder"]
+        builder.add(action, reward, obs_tp1, terminated, truncated)
+        state["steps"] += 1
+        if terminated or truncated:
+            episode = builder.finish("human", {"fps": fps})
+            path = save_episode(episode, next_episode_path(out))
+            written.append(path)
+            state["builder"] = None
+            progress(
+                f"episode {len(written)}: return {episode.episode_return:+.0f}, "
+                f"{episode.length} steps -> {path}"
+            )
+            if episodes is not None and len(written) >= episodes:
+                pygame.event.post(pygame.event.Event(pygame.QUIT))
+        if on_step is not None:
+            on_step(state["steps"])
+
+    try:
+        play(env, fps=fps, zoom=zoom, callback=callback, keys_to_action=keys_to_action, noop=0)
+    except KeyboardInterrupt:
+        progress("interrupted: the episode in progress was discarded")
+    finally:
+        env.close()
+    progress(f"saved {len(written)} episode(s) to {out}")
+    return written

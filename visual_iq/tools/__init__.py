@@ -1,0 +1,1 @@
+"""Command-line front ends of the `tools/` scripts; each exposes ``main(argv) -> exit code``."""

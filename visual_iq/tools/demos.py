@@ -1,0 +1,85 @@
+"""``python tools/demos.py info DIR [--json]`` and ``python tools/demos.py video DIR -o out.mp4``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from visual_iq.demos import DemoError, load_episode, load_episodes, summarize, episode_paths
+
+
+def write_video(frames: np.ndarray, out: str | Path, *, fps: int = 30, scale: int = 4) -> Path:
+    """Write (T, H, W) uint8 gray frames as ``.mp4`` (OpenCV) or ``.gif`` (imageio), upscaled."""
+    out = Path(out)
+    big = np.repeat(np.repeat(frames, scale, axis=1), scale, axis=2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".gif":
+        try:
+            import imageio.v2 as imageio
+        except ImportError:
+            raise DemoError("writing .gif needs imageio (pip install 'visual-iq[video]'); .mp4 works without it") from None
+        imageio.mimsave(out, list(big), duration=1.0 / fps, loop=0)
+    elif out.suffix == ".mp4":
+        height, width = big.shape[1:]
+        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height), False)
+        if not writer.isOpened():
+            raise DemoError(f"{out}: OpenCV cannot open an mp4 writer here")
+        for frame in big:
+            writer.write(frame)
+        writer.release()
+    else:
+        raise DemoError(f"{out}: video must end in .mp4 or .gif")
+    return out
+
+
+def _info(args: argparse.Namespace) -> int:
+    summary = summarize(load_episodes(args.directory))
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{args.directory}: {summary['game']}, {summary['episodes']} episodes, {summary['steps']} steps")
+    print(
+        f"return mean {summary['return_mean']:.2f} std {summary['return_std']:.2f} "
+        f"min {summary['return_min']:.0f} max {summary['return_max']:.0f}"
+    )
+    print(f"sources: {', '.join(summary['sources'])}")
+    print("settings: " + ", ".join(f"{key}={value}" for key, value in summary["settings"].items()))
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    paths = episode_paths(args.directory)
+    if not 0 <= args.episode < len(paths):
+        raise DemoError(f"{args.directory}: episode index {args.episode} out of range (0..{len(paths) - 1})")
+    episode = load_episode(paths[args.episode])
+    frames = episode.frames if args.max_steps is None else episode.frames[: args.max_steps + 1]
+    out = write_video(frames, args.output, fps=args.fps)
+    print(f"wrote {out} ({len(frames)} frames of {paths[args.episode].name}, return {episode.episode_return:+.0f})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools/demos.py", description="Inspect recorded demonstrations.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="episodes, steps, returns, game and settings of a demo directory")
+    info.add_argument("directory")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(run=_info)
+    video = commands.add_parser("video", help="render one episode to .mp4 or .gif")
+    video.add_argument("directory")
+    video.add_argument("-o", "--output", required=True, help="out.mp4 or out.gif")
+    video.add_argument("--episode", type=int, default=0, help="index of the episode in file order")
+    video.add_argument("--fps", type=int, default=30)
+    video.add_argument("--max-steps", type=int, default=None, help="render only the first N steps")
+    video.set_defaults(run=_video)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except DemoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
