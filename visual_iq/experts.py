@@ -35,18 +35,19 @@ class _GameSpec:
     rest: int  # paddle position while the ball is going away
     horizon: int  # agent steps simulated per candidate
     fire: int | None  # action that serves the ball, if the game needs one
+    samples: int  # simulated rollouts per candidate (the worst counts); sticky actions add noise
 
 
 _SPECS = {
     # Pong: LEFT (3) moves the paddle down (larger y), RIGHT (2) up. The ball approaches when x grows.
     "Pong": _GameSpec(
         ball_along=54, ball_towards=49, paddle=51, increase=3, decrease=2, approaching_sign=1,
-        targets=tuple(range(38, 206, 6)), rest=120, horizon=150, fire=None,
+        targets=tuple(range(38, 206, 6)), rest=120, horizon=150, fire=None, samples=1,
     ),
     # Breakout: RIGHT (2) increases paddle x, LEFT (3) decreases. The ball approaches when y grows.
     "Breakout": _GameSpec(
         ball_along=99, ball_towards=101, paddle=72, increase=2, decrease=3, approaching_sign=1,
-        targets=tuple(range(55, 200, 5)), rest=120, horizon=90, fire=1,
+        targets=tuple(range(55, 200, 5)), rest=120, horizon=90, fire=1, samples=2,
     ),
 }
 
@@ -57,10 +58,14 @@ class LookaheadExpert:
     """A planning expert for Pong or Breakout; call it with nothing, get the next action.
 
     It reads the RAM of the env it was built for, so use one expert per env, and call `reset`
-    after every ``env.reset``. ``deadband`` is how close (in RAM units) counts as "at the target".
+    after every ``env.reset``. ``deadband``: how close (RAM units) counts as "at the target";
+    ``replan_every``: agent steps between full plans while the ball approaches (every step in
+    between, the current target is re-checked and replaced by a safe one if it would miss);
+    ``samples``: rollouts per candidate target (default: per game).
     """
 
-    def __init__(self, env: gym.Env, deadband: int = 6, replan_every: int = 6, samples: int = 2
+    def __init__(
+        self, env: gym.Env, deadband: int = 6, replan_every: int = 6, samples: int | None = None
     ) -> None:
         game = env.get_wrapper_attr("settings").game
         if game not in _SPECS:
@@ -71,8 +76,7 @@ class LookaheadExpert:
         self.frame_skip = env.get_wrapper_attr("settings").frame_skip
         self.deadband = deadband
         self.replan_every = replan_every
-        self.samples = samples
-        self.debug = False
+        self.samples = samples or self.spec.samples
         self.reset()
 
     def reset(self) -> None:
@@ -150,14 +154,12 @@ class LookaheadExpert:
 
     def _plan(self, until_bounce: bool = False) -> int:
         scores = self._scores(self.spec.targets, until_bounce)
-        # Judge each target by its worst neighbour, then by the neighbours' mean: the rollouts
-        # are noisy (sticky actions) and the real paddle stops only near its target.
         padded = np.pad(np.asarray(scores), 1, mode="edge")
         windows = np.stack([padded[:-2], padded[1:-1], padded[2:]])
-        smoothed = windows.min(axis=0) * 1000.0 + windows.mean(axis=0)
-        if self.debug:
-            pass
-        return self.spec.targets[int(np.argmax(smoothed))]
+        # Judge each target by its worst neighbour (the real paddle stops only near its target),
+        # then by the neighbours' mean.
+        value = windows.min(axis=0) * 1000.0 + windows.mean(axis=0)
+        return self.spec.targets[int(np.argmax(value))]
 
     def __call__(self) -> int:
         along, towards, paddle = self._ram()
