@@ -21,7 +21,12 @@ from ale_py.roms import get_all_rom_ids
 from ale_py.vector_env import AtariVectorEnv
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
+from visual_iq import toy
+
 gym.register_envs(ale_py)
+toy.register()
+# Pixel envs of our own (tests, examples): they emit (H, W) uint8 frames and are only stacked.
+CUSTOM_GAMES = ("visual_iq/Catch-v0",)
 
 
 class EnvSettingsError(ValueError):
@@ -39,6 +44,8 @@ def canonical_game(game: str) -> str:
     Raises `EnvSettingsError` listing the valid games when the name is unknown.
     """
     name = game.strip()
+    if name in CUSTOM_GAMES:
+        return name
     name = re.sub(r"^ALE/", "", name)
     name = re.sub(r"-v\d+$", "", name)
     name = re.sub(r"(NoFrameskip|Deterministic)$", "", name)
@@ -51,7 +58,7 @@ def canonical_game(game: str) -> str:
     if key in by_lower:
         return by_lower[key]
     raise EnvSettingsError(
-        f"unknown Atari game {game!r}; valid games are: {', '.join(sorted(games))}"
+        f"unknown Atari game {game!r}; valid games are: {', '.join(sorted(games) + list(CUSTOM_GAMES))}"
     )
 
 
@@ -93,9 +100,13 @@ class EnvSettings:
             raise EnvSettingsError(f"noop_max must be >= 0, got {self.noop_max}")
 
     @property
+    def is_atari(self) -> bool:
+        return self.game not in CUSTOM_GAMES
+
+    @property
     def env_id(self) -> str:
         """The gymnasium id of the underlying ALE v5 env, e.g. ``ALE/Pong-v5``."""
-        return f"ALE/{self.game}-v5"
+        return f"ALE/{self.game}-v5" if self.is_atari else self.game
 
     @property
     def rom_id(self) -> str:
@@ -150,6 +161,11 @@ def make_env(
         overrides["sticky_actions"] = sticky_actions
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
+    if not settings.is_atari:
+        env = gym.make(settings.env_id, render_mode=render_mode)
+        env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
+        env.settings = settings  # type: ignore[attr-defined]
+        return env
     env = gym.make(
         settings.env_id,
         frameskip=1,
@@ -172,15 +188,22 @@ def make_env(
     return env
 
 
-def make_vector_env(settings: EnvSettings, num_envs: int, *, num_threads: int = 0) -> AtariVectorEnv:
+def make_vector_env(settings: EnvSettings, num_envs: int, *, num_threads: int = 0) -> gym.vector.VectorEnv:
     """ale-py's C++ vector env configured to produce what `make_env` produces.
 
     Defaults of `AtariVectorEnv` that differ from the python pipeline (reward clipping, FIRE on
     reset, sticky actions 0) are overridden here. With ``sticky_actions=0`` and ``noop_max=0`` the
     two give identical observations and rewards for the same seed and actions (tested); with
     no-op starts both draw 0..noop_max no-ops, but from different random generators.
-    Episodes auto-reset on the step after they end (``AutoresetMode.NEXT_STEP``).
+    Episodes auto-reset on the step after they end (``AutoresetMode.NEXT_STEP``); the action
+    passed on that step is ignored and the reward is 0. Non-Atari envs get a `SyncVectorEnv`
+    of `make_env` with the same autoreset mode.
     """
+    if not settings.is_atari:
+        return gym.vector.SyncVectorEnv(
+            [lambda: make_env(settings) for _ in range(num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+        )
     return AtariVectorEnv(
         settings.rom_id,
         num_envs,

@@ -1,0 +1,5 @@
+import sys
+
+from visual_iq.cli import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""Replay storage that keeps each frame once and rebuilds frame stacks when sampling.
+
+A buffer holds ``num_streams`` ring buffers of slots (one stream per env, or one stream of
+concatenated demo episodes). Slot k of a stream holds the newest frame of one observation and
+``episode_step`` (0 for the first observation of an episode), plus what happened next:
+the action taken from it (-1 if none: a terminal observation or the latest one), the reward, and
+whether the *next* observation ended the episode. The observation at slot k is rebuilt as
+frames[k-3 .. k], with zero frames for positions before the episode start (episode_step < j),
+exactly like `FrameStackObservation(padding_type="zero")`; stacks therefore never cross an
+episode boundary. A transition k -> k+1 is sampled only if both slots are live and belong to the
+same episode. About 7.1 KB per transition with 84x84 frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from visual_iq.demos import Episode
+
+
+@dataclass
+class Batch:
+    """Transitions as tensors: observations are uint8 (B, stack, H, W)."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_observations: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+
+
+class FrameReplayBuffer:
+    """Ring buffers of frames with stacks rebuilt at sample time (see module docstring).
+
+    Args:
+        capacity: slots per stream (a slot is one observation, so ~ one transition).
+        num_streams: independent streams, e.g. one per vectorised env.
+        frame_shape: (H, W) of a frame.
+        stack_size: frames per observation.
+    """
+
+    def __init__(self, capacity: int, num_streams: int = 1, frame_shape: tuple[int, int] = (84, 84),
+                 stack_size: int = 4) -> None:
+        if capacity < 2 or num_streams < 1:
+            raise ValueError(f"need capacity >= 2 and num_streams >= 1, got {capacity}, {num_streams}")
+        self.capacity, self.num_streams, self.stack_size = capacity, num_streams, stack_size
+        shape = (num_streams, capacity)
+        self.frames = np.zeros(shape + tuple(frame_shape), np.uint8)
+        self.episode_steps = np.zeros(shape, np.int32)
+        self.actions = np.full(shape, -1, np.int16)
+        self.rewards = np.zeros(shape, np.float32)
+        self.terminated = np.zeros(shape, bool)
+        self.truncated = np.zeros(shape, bool)
+        self.written = 0  # slots written per stream so far (all streams advance together)
+
+    # ------------------------------------------------------------------ writing
+    def add_observations(self, observations: np.ndarray, episode_steps: np.ndarray) -> None:
+        """Append one observation per stream: (N, stack, H, W) stacks (only the newest frame is kept)."""
+        slot = self.written % self.capacity
+        self.frames[:, slot] = observations[:, -1]
+        self.episode_steps[:, slot] = episode_steps
+        self.actions[:, slot] = -1
+        self.rewards[:, slot] = 0.0
+        self.terminated[:, slot] = False
+        self.truncated[:, slot] = False
+        self.written += 1
+
+    def add_outcomes(self, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                     truncated: np.ndarray, acted: np.ndarray | None = None) -> None:
+        """Record what followed the latest observation of each stream (where ``acted`` is True)."""
+        slot = (self.written - 1) % self.capacity
+        acted = np.ones(self.num_streams, bool) if acted is None else acted
+        self.actions[acted, slot] = actions[acted]
+        self.rewards[acted, slot] = rewards[acted]
+        self.terminated[acted, slot] = terminated[acted]
+        self.truncated[acted, slot] = truncated[acted]
+
+    @classmethod
+    def from_episodes(cls, episodes: list[Episode]) -> "FrameReplayBuffer":
+        """One stream holding the demo episodes back to back (each keeps its T+1 frames)."""
+        if not episodes:
+            raise ValueError("no episodes to build a buffer from")
+        total = sum(len(episode.frames) for episode in episodes)
+        settings = episodes[0].settings
+        buffer = cls(total, 1, (settings.screen_size, settings.screen_size), settings.stack_size)
+        start = 0
+        for episode in episodes:
+            end = start + len(episode.frames)
+            buffer.frames[0, start:end] = episode.frames
+            buffer.episode_steps[0, start:end] = np.arange(len(episode.frames))
+            buffer.actions[0, start:end - 1] = episode.actions
+            buffer.rewards[0, start:end - 1] = episode.rewards
+            buffer.terminated[0, start:end - 1] = episode.terminated
+            buffer.truncated[0, start:end - 1] = episode.truncated
+            start = end
+        buffer.written = total
+        return buffer
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def size(self) -> int:
+        """Live slots per stream."""
+        return min(self.written, self.capacity)
+
+    def __len__(self) -> int:
+        """Transitions that can be sampled (approximately: live slots with an action)."""
+        return int((self._live_actions() >= 0).sum())
+
+    def _live_actions(self) -> np.ndarray:
+        return self.actions if self.written >= self.capacity else self.actions[:, : self.written]
+
+    def _stack(self, streams: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """(B, stack, H, W) observations at ring positions ``slots`` (already valid)."""
+        offsets = np.arange(self.stack_size - 1, -1, -1)  # oldest first
+        positions = (slots[:, None] - offsets[None, :]) % self.capacity
+        stacks = self.frames[streams[:, None], positions]
+        in_episode = offsets[None, :] <= self.episode_steps[streams, slots][:, None]
+        stacks[~in_episode] = 0
+        return stacks
+
+    def _valid(self, streams: np.ndarray, ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ring slots for ``ages`` (0 = oldest live slot) and which make a sampleable transition."""
+        oldest = self.written - self.size
+        slots = (oldest + ages) % self.capacity
+        next_slots = (slots + 1) % self.capacity
+        lookback = np.minimum(self.episode_steps[streams, slots], self.stack_size - 1)
+        valid = (
+            (ages + 1 < self.size)
+            & (ages >= lookback)  # the frames of the stack are still live
+            & (self.actions[streams, slots] >= 0)
+            & (self.episode_steps[streams, next_slots] == self.episode_steps[streams, slots] + 1)
+        )
+        return slots, valid
+
+    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform (stream, slot) pairs of valid transitions, by rejection."""
+        if self.size < 2 or len(self) == 0:
+            raise ValueError("the buffer holds no complete transition yet")
+        streams = np.empty(batch_size, np.int64)
+        slots = np.empty(batch_size, np.int64)
+        filled = 0
+        for _ in range(1000):
+            candidate_streams = rng.integers(self.num_streams, size=batch_size)
+            candidate_slots, valid = self._valid(candidate_streams, rng.integers(self.size - 1, size=batch_size))
+            take = min(int(valid.sum()), batch_size - filled)
+            streams[filled:filled + take] = candidate_streams[valid][:take]
+            slots[filled:filled + take] = candidate_slots[valid][:take]
+            filled += take
+            if filled == batch_size:
+                return streams, slots
+        raise RuntimeError("could not sample valid transitions (buffer almost empty?)")
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        streams, slots = self.sample_indices(batch_size, rng)
+        next_slots = (slots + 1) % self.capacity
+        return Batch(
+            observations=torch.from_numpy(self._stack(streams, slots)),
+            actions=torch.from_numpy(self.actions[streams, slots].astype(np.int64)),
+            rewards=torch.from_numpy(self.rewards[streams, slots]),
+            next_observations=torch.from_numpy(self._stack(streams, next_slots)),
+            terminated=torch.from_numpy(self.terminated[streams, slots]),
+            truncated=torch.from_numpy(self.truncated[streams, slots]),
+        )
+
+    def sample_initial_observations(self, batch_size: int, rng: np.random.Generator) -> torch.Tensor:
+        """Observations that start an episode (episode_step 0), for the ``v0`` IQ variant."""
+        live = self.episode_steps[:, : self.size] == 0
+        streams, slots = np.nonzero(live)
+        if len(streams) == 0:
+            raise ValueError("the buffer holds no initial observation")
+        pick = rng.integers(len(streams), size=batch_size)
+        return torch.from_numpy(self._stack(streams[pick], slots[pick]))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(array.nbytes for array in (self.frames, self.episode_steps, self.actions,
+                                               self.rewards, self.terminated, self.truncated))
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity, "num_streams": self.num_streams, "stack_size": self.stack_size,
+            "written": self.written, "frames": self.frames, "episode_steps": self.episode_steps,
+            "actions": self.actions, "rewards": self.rewards, "terminated": self.terminated,
+            "truncated": self.truncated,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("capacity", "num_streams", "stack_size"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"buffer {key} differs: saved {state[key]}, now {getattr(self, key)}")
+        self.written = int(state["written"])
+        for key in ("frames", "episode_steps", "actions", "rewards", "terminated", "truncated"):
+            getattr(self, key)[...] = np.asarray(state[key])
