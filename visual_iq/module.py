@@ -11,7 +11,9 @@ LightningCLI exposes it in the YAML config.
 from __future__ import annotations
 
 import copy
+import pickle
 import time
+from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import lightning as L
@@ -23,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from visual_iq.buffer import Batch, FrameReplayBuffer
 from visual_iq.collector import Collector
 from visual_iq.demos import load_episodes
-from visual_iq.envs import EnvSettings
+from visual_iq.envs import EnvSettings, EnvSettingsError
 from visual_iq.evaluation import evaluate
 from visual_iq.iq_loss import Variant, iq_loss, soft_value
 from visual_iq.networks import build_q_network
@@ -319,9 +321,11 @@ class IQLearn(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def configure_callbacks(self) -> list[Callback]:
-        best = ModelCheckpoint(monitor="eval/return_mean", mode="max", save_last=True,
+        # Best by evaluation return, and the newest one (``last.ckpt``) after every evaluation.
+        best = ModelCheckpoint(monitor="eval/return_mean", mode="max", save_top_k=1,
                                filename="best-{step}-{eval/return_mean:.1f}", auto_insert_metric_name=False)
-        return [best]
+        last = ModelCheckpoint(filename="last", save_top_k=1, enable_version_counter=False)
+        return [best, last]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["env_settings"] = self.settings.to_dict()
@@ -346,3 +350,28 @@ class IQLearn(L.LightningModule):
                 self.policy_buffer.load_state_dict(state)
             else:
                 self._pending_buffer_state = state
+
+
+def load_agent(ckpt_path: str | Path, settings: EnvSettings | None = None) -> IQLearn:
+    """A trained `IQLearn` on CPU in eval mode, for acting (recording, reward analysis).
+
+    The checkpoint is read with ``weights_only=True`` (no code runs from the file). If
+    ``settings`` is given, a checkpoint trained on different observations is refused with a
+    ValueError that names the file and the differing fields.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        saved = EnvSettings.from_dict(checkpoint["env_settings"])
+        hyper_parameters = dict(checkpoint["hyper_parameters"])
+        state_dict = checkpoint["state_dict"]
+    except (KeyError, TypeError, EnvSettingsError, RuntimeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a visual-iq checkpoint ({type(error).__name__}: {error})") from None
+    if settings is not None:
+        check_observation_settings(saved, settings, f"checkpoint {path}")
+    hyper_parameters.pop("_instantiator", None)
+    model = IQLearn(**hyper_parameters)
+    model.load_state_dict(state_dict)
+    return model.eval()

@@ -8,6 +8,7 @@ person playing with the keyboard through `gymnasium.utils.play`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -118,6 +119,33 @@ def record_expert(
         return record_episodes(
             env, lambda _observation: expert(), out, episodes=episodes, source="expert", seed=seed,
             on_reset=expert.reset, extra={"expert": "LookaheadExpert"}, progress=progress,
+        )
+    finally:
+        env.close()
+
+
+def record_agent(
+    ckpt: str | os.PathLike, out: str | os.PathLike, *, episodes: int, seed: int = 0,
+    game: str | None = None, sticky_actions: float = 0.25, noop_max: int = 30,
+    progress: Callable[[str], None] = _progress,
+) -> list[Path]:
+    """Record a trained agent from checkpoint ``ckpt`` playing greedily (argmax Q).
+
+    The env is the checkpoint's own game and observation settings, with the given sticky-action
+    probability and no-op starts. If ``game`` is given and is not the checkpoint's game, a
+    ValueError names both.
+    """
+    from visual_iq.module import check_observation_settings, load_agent
+
+    agent = load_agent(ckpt)
+    if game is not None:
+        check_observation_settings(agent.settings, EnvSettings(game), f"checkpoint {ckpt}")
+    settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
+    env = make_env(settings)
+    try:
+        return record_episodes(
+            env, lambda observation: int(agent.act(observation[None])[0]), out, episodes=episodes,
+            source="agent", seed=seed, extra={"checkpoint": str(ckpt)}, progress=progress,
         )
     finally:
         env.close()

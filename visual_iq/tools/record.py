@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=("human", "expert", "agent"), required=True,
                         help="human: play with the keyboard; expert: scripted look-ahead expert "
                              "(Pong, Breakout); agent: a trained checkpoint (--ckpt)")
-    parser.add_argument("--game", default="Pong", help="Pong, ALE/Pong-v5 or PongNoFrameskip-v4 style")
+    parser.add_argument("--game", default=None,
+                        help="Pong, ALE/Pong-v5 or PongNoFrameskip-v4 style (default: Pong; agent: the checkpoint's)")
     parser.add_argument("--episodes", type=int, default=None,
                         help="episodes to record (default: 1; human: until the window is closed)")
     parser.add_argument("--out", required=True, help="directory; episodes are added after existing ones")
@@ -28,21 +29,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", default=None, help="agent: checkpoint path")
     args = parser.parse_args(argv)
     try:
-        settings = EnvSettings(args.game, sticky_actions=args.sticky, noop_max=args.noop_max)
-        if args.source == "human":
-            from visual_iq.recording import record_human
-
-            record_human(settings, args.out, episodes=args.episodes, seed=args.seed, fps=args.fps)
-        elif args.source == "expert":
-            from visual_iq.recording import record_expert
-
-            record_expert(settings, args.out, episodes=args.episodes or 1, seed=args.seed)
-        else:
+        if args.source == "agent":
             if args.ckpt is None:
                 parser.error("--source agent needs --ckpt PATH")
             from visual_iq.recording import record_agent
 
-            record_agent(args.ckpt, settings, args.out, episodes=args.episodes or 1, seed=args.seed)
+            record_agent(args.ckpt, args.out, episodes=args.episodes or 1, seed=args.seed, game=args.game,
+                         sticky_actions=args.sticky, noop_max=args.noop_max)
+            return 0
+        settings = EnvSettings(args.game or "Pong", sticky_actions=args.sticky, noop_max=args.noop_max)
+        if args.source == "human":
+            from visual_iq.recording import record_human
+
+            record_human(settings, args.out, episodes=args.episodes, seed=args.seed, fps=args.fps)
+        else:
+            from visual_iq.recording import record_expert
+
+            record_expert(settings, args.out, episodes=args.episodes or 1, seed=args.seed)
     except (DemoError, EnvSettingsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

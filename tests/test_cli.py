@@ -1,0 +1,126 @@
+"""`visual-iq` end to end on conf/smoke.yaml: checkpoints, TensorBoard tags, resume, errors."""
+
+import glob
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from visual_iq.cli import main
+from visual_iq.demos import load_episodes
+from visual_iq.module import load_agent
+from visual_iq.tools.record import main as record_main
+
+
+def _fit(tmp_path, *extra):
+    return main(["fit", "--config", "conf/smoke.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path), *extra])
+
+
+def _tags(run_dir):
+    accumulator = EventAccumulator(glob.glob(f"{run_dir}/events*")[0], size_guidance={"images": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("smoke")
+    assert _fit(tmp_path) == 0
+    return tmp_path
+
+
+def test_fit_writes_checkpoints_and_tensorboard(smoke_run):
+    run = smoke_run / "smoke" / "version_0"
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 60
+    assert checkpoint["env_settings"]["game"] == "visual_iq/Catch-v0"
+    assert "target_net.head.2.weight" in checkpoint["state_dict"]
+    tags = _tags(run)
+    for tag in ("train/loss", "train/reward_loss", "train/value_loss", "train/chi2_loss",
+                "train/reward_expert", "train/q_expert", "train/v_expert", "train/entropy_expert",
+                "train/updates_per_s", "eval/return_mean", "eval/return_std"):
+        assert tag in tags.Tags()["scalars"], tag
+    assert "eval/video" in tags.Tags()["images"]  # add_video writes a GIF image summary
+
+
+def test_resume_continues_step_count(smoke_run, tmp_path):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert _fit(tmp_path, "--trainer.max_steps", "90", "--ckpt_path", str(last)) == 0
+    resumed = torch.load(tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 90
+    before = torch.load(last, weights_only=False)
+    assert resumed["optimizer_states"][0]["state"][0]["step"] == before["optimizer_states"][0]["state"][0]["step"] + 30
+
+
+def test_online_smoke_resumes_policy_buffer(tmp_path):
+    args = ["--model.online", "true", "--model.variant", "value", "--model.num_envs", "2",
+            "--model.learning_starts", "40", "--model.buffer_capacity", "500"]
+    assert _fit(tmp_path / "a", *args, "--trainer.max_steps", "30") == 0
+    first = tmp_path / "a" / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    saved = torch.load(first, weights_only=False)["policy_buffer"]
+    assert saved["written"] == 1 + 20 + 30  # reset + warm-up (40 / 2 envs) + one step per update
+    assert _fit(tmp_path / "b", *args, "--trainer.max_steps", "60", "--ckpt_path", str(first)) == 0
+    resumed = torch.load(tmp_path / "b" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 60
+    # the resumed run kept the saved transitions and appended its own after them
+    # (the envs themselves restart: one reset observation, then one step per update)
+    assert resumed["policy_buffer"]["written"] == saved["written"] + 1 + 30
+    assert torch.equal(resumed["policy_buffer"]["frames"][:, :51], saved["frames"][:, :51])
+
+
+def test_checkpoint_with_other_env_is_refused(smoke_run, tmp_path, capsys):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    code = record_main(["--source", "agent", "--ckpt", str(last), "--game", "Pong", "--out", str(tmp_path)])
+    assert code == 2
+    assert (f"error: checkpoint {last} was made with different env settings: "
+            "game: 'visual_iq/Catch-v0' != 'Pong'") in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_record_agent_from_checkpoint(smoke_run, tmp_path):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert record_main(["--source", "agent", "--ckpt", str(last), "--episodes", "2", "--out", str(tmp_path)]) == 0
+    episodes = load_episodes(tmp_path)
+    assert [e.source for e in episodes] == ["agent", "agent"]
+    assert episodes[0].settings.game == "visual_iq/Catch-v0" and episodes[0].extra["checkpoint"] == str(last)
+    # the recorded actions are the agent's greedy actions on the recorded observations
+    agent = load_agent(last)
+    assert np.array_equal(agent.act(episodes[0].observations()[:-1]), episodes[0].actions)
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path, capsys):
+    missing = tmp_path / "nope.ckpt"
+    assert record_main(["--source", "agent", "--ckpt", str(missing), "--out", str(tmp_path)]) == 2
+    assert f"error: {missing}: no such checkpoint file" in capsys.readouterr().err
+
+
+def test_bad_demo_directory_is_one_clear_error(tmp_path, capsys):
+    code = _fit(tmp_path, "--model.demos", str(tmp_path / "missing"))
+    assert code == 1
+    assert f"visual-iq: error: {tmp_path / 'missing'}: demo directory does not exist" in capsys.readouterr().err
+
+
+def test_test_command_prints_mean_and_std(smoke_run, tmp_path, capfd):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(last), "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path)]) == 0
+    assert "visual_iq/Catch-v0: return" in capfd.readouterr().out
+
+
+def test_module_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "visual_iq", "fit", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--model.alpha" in result.stdout and "--model.variant" in result.stdout
+
+
+@pytest.mark.parametrize("config", sorted(glob.glob("conf/*.yaml")))
+def test_every_shipped_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", config, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "model:" in printed and "max_steps:" in printed

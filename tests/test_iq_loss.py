@@ -1,0 +1,87 @@
+"""IQ loss against values computed by hand on tiny tensors."""
+
+import math
+
+import pytest
+import torch
+
+from visual_iq.iq_loss import iq_loss, soft_value
+
+ALPHA, GAMMA = 0.5, 0.9
+# Two expert rows and one policy row, two actions.
+Q = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+ACTIONS = torch.tensor([0, 1, 1])
+NEXT_V = torch.tensor([1.0, 2.0, 3.0])
+TERMINATED = torch.tensor([False, True, False])
+IS_EXPERT = torch.tensor([True, True, False])
+
+
+def v(row):
+    return ALPHA * math.log(sum(math.exp(x / ALPHA) for x in row))
+
+
+# implicit rewards r = Q(s,a) - γ(1-d)V(s'): the second row is terminal, so no bootstrap
+R = [1.0 - 0.9 * 1.0, 2.0 - 0.0, 1.0 - 0.9 * 3.0]
+V = [v([1.0, 0.0]), v([0.0, 2.0]), v([1.0, 1.0])]
+Y = [0.9, 0.0, 2.7]
+
+
+def test_soft_value():
+    assert soft_value(Q, ALPHA).tolist() == pytest.approx(V)
+    # α -> 0 recovers max Q
+    assert soft_value(Q, 1e-4).tolist() == pytest.approx([1.0, 2.0, 1.0], abs=1e-3)
+
+
+def test_value_expert_variant():
+    loss, terms = iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA,
+                          variant="value_expert", chi2_alpha=0.5)
+    reward_loss = -(R[0] + R[1]) / 2
+    value_loss = ((V[0] - Y[0]) + (V[1] - Y[1])) / 2
+    chi2 = (R[0] ** 2 + R[1] ** 2) / 2 / (4 * 0.5)
+    assert terms["reward_loss"].item() == pytest.approx(reward_loss)
+    assert terms["value_loss"].item() == pytest.approx(value_loss)
+    assert terms["chi2_loss"].item() == pytest.approx(chi2)
+    assert loss.item() == pytest.approx(reward_loss + value_loss + chi2)
+    assert terms["reward_policy"].item() == pytest.approx(R[2])
+
+
+def test_value_variant_uses_all_states_and_regularises_all():
+    loss, terms = iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA,
+                          variant="value", chi2_alpha=0.25)
+    value_loss = sum(V[i] - Y[i] for i in range(3)) / 3
+    chi2 = sum(r**2 for r in R) / 3 / (4 * 0.25)
+    assert terms["value_loss"].item() == pytest.approx(value_loss)
+    assert loss.item() == pytest.approx(-(R[0] + R[1]) / 2 + value_loss + chi2)
+
+
+def test_v0_variant():
+    initial_v = torch.tensor([2.0, 4.0])
+    loss, terms = iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA,
+                          variant="v0", chi2_alpha=None, initial_v=initial_v)
+    assert terms["value_loss"].item() == pytest.approx((1 - GAMMA) * 3.0)
+    assert "chi2_loss" not in terms
+    assert loss.item() == pytest.approx(-(R[0] + R[1]) / 2 + (1 - GAMMA) * 3.0)
+    with pytest.raises(ValueError, match="needs initial_v"):
+        iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA, variant="v0")
+
+
+def test_done_handling_only_changes_bootstrap():
+    not_terminal = torch.zeros(3, dtype=torch.bool)
+    _, terms = iq_loss(Q, ACTIONS, NEXT_V, not_terminal, IS_EXPERT, alpha=ALPHA, gamma=GAMMA, chi2_alpha=None)
+    r1 = 2.0 - 0.9 * 2.0
+    assert terms["reward_expert"].item() == pytest.approx((R[0] + r1) / 2)
+
+
+def test_gradient_raises_expert_action_value():
+    q = Q.clone().requires_grad_(True)
+    loss, _ = iq_loss(q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA, chi2_alpha=None)
+    loss.backward()
+    # descending the loss raises Q of the expert action relative to the other action
+    assert q.grad[0, 0] < q.grad[0, 1]
+    assert q.grad[1, 1] < q.grad[1, 0]
+    assert torch.all(q.grad[2] == 0)  # value_expert ignores policy rows
+
+
+def test_unknown_variant():
+    with pytest.raises(ValueError, match="unknown IQ variant"):
+        iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA, variant="nope")
