@@ -1,6 +1,7 @@
 """`visual-iq` end to end on conf/smoke.yaml: checkpoints, TensorBoard tags, resume, errors."""
 
 import glob
+import json
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from visual_iq.cli import main
 from visual_iq.demos import load_episodes
 from visual_iq.module import load_agent
+from visual_iq.tools.curve import main as curve_main
 from visual_iq.tools.record import main as record_main
 
 
@@ -124,3 +126,13 @@ def test_every_shipped_config_parses(config, capsys):
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "model:" in printed and "max_steps:" in printed
+
+
+def test_learning_curve_from_tensorboard(smoke_run, capsys):
+    run = smoke_run / "smoke" / "version_0"
+    assert curve_main([str(run), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["step"] for row in rows] == [30, 60]  # conf/smoke.yaml: validation every 30 of 60 updates
+    assert all(row["minutes"] >= 0 for row in rows)
+    assert curve_main([str(smoke_run)]) == 2
+    assert "no TensorBoard event files" in capsys.readouterr().err

@@ -299,8 +299,10 @@ class IQLearn(L.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         result = self._evaluate(record_frames=self.hparams.eval_video)
+        # eval/updates: Lightning logs validation at the step index before the update count.
         self.log_dict({"eval/return_mean": result.mean, "eval/return_std": result.std,
-                       "eval/length_mean": float(result.lengths.mean())}, prog_bar=False)
+                       "eval/length_mean": float(result.lengths.mean()),
+                       "eval/updates": float(self.global_step)}, prog_bar=False)
         self.log("eval_return", result.mean, prog_bar=True, logger=False)
         if result.frames is not None:
             self._log_video(result.frames)
