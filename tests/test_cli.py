@@ -136,3 +136,15 @@ def test_learning_curve_from_tensorboard(smoke_run, capsys):
     assert all(row["minutes"] >= 0 for row in rows)
     assert curve_main([str(smoke_run)]) == 2
     assert "no TensorBoard event files" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_training_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    import visual_iq.module
+
+    def nan_loss(q, *args, **kwargs):
+        return q.sum() * float("nan"), {"reward_loss": torch.tensor(1.0)}
+
+    monkeypatch.setattr(visual_iq.module, "iq_loss", nan_loss)
+    assert _fit(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "visual-iq: error: the IQ loss became nan at update 0 (terms: reward_loss=1)" in err
