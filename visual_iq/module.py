@@ -11,6 +11,7 @@ LightningCLI exposes it in the YAML config.
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import time
 from pathlib import Path
@@ -311,6 +312,9 @@ class IQLearn(L.LightningModule):
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_video"):
             return
+        # add_video imports moviepy, whose pygame preview would otherwise probe for a display and audio.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         clip = torch.from_numpy(frames[:max_frames]).unsqueeze(1).unsqueeze(0)  # (1, T, 1, H, W)
         experiment.add_video("eval/video", clip.repeat(1, 1, 3, 1, 1), self.global_step, fps=15)
 
