@@ -4,7 +4,8 @@ Offline (``online: false``): batches are sampled from the demonstrations only. O
 training step first acts ``env_steps_per_update`` steps in vectorised envs with the soft-Q policy
 (softmax of Q/α) and stores them in a policy replay buffer; each batch is half expert, half
 policy transitions. A target network (soft update) provides V(s'). Validation plays evaluation
-episodes in the real env. Everything a run depends on is an ``__init__`` argument, so
+episodes in the real env. ``method`` swaps the IQ objective for one of the baselines (behavioural
+cloning, SQIL) while everything else (network, data, evaluation, logging) stays the same. Everything a run depends on is an ``__init__`` argument, so
 LightningCLI exposes it in the YAML config.
 """
 
@@ -23,6 +24,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, IterableDataset
 
+from visual_iq.augment import random_shift
+from visual_iq.baseline_losses import bc_loss, sqil_loss
 from visual_iq.buffer import Batch, FrameReplayBuffer
 from visual_iq.collector import Collector
 from visual_iq.demos import load_episodes
@@ -72,6 +75,8 @@ class IQLearn(L.LightningModule):
         demos: directory of demonstration episodes.
         num_demos: use only the first N demo episodes (None: all).
         online: also act in the env and learn from policy samples (50/50 with expert samples).
+        method: ``iq`` (IQ-Learn), or a baseline on the same network and data: ``bc`` (behavioural
+            cloning of softmax(Q/α)) or ``sqil`` (soft Q-learning, reward 1 expert / 0 policy; online).
         variant: value term of the IQ loss: ``value_expert`` (offline), ``value`` (online), ``v0``.
         network: ``nature`` (Nature-DQN CNN) or ``small`` (2-conv CPU-friendly CNN).
         alpha: entropy temperature of the soft-Q policy (V = α·logsumexp(Q/α)).
@@ -80,6 +85,8 @@ class IQLearn(L.LightningModule):
         grad_penalty: weight of a gradient penalty on V between expert and policy states (online).
         lr: Adam learning rate.
         batch_size: transitions per source per update (online batches are 2x this).
+        augment_shift: random-shift augmentation of sampled observations by up to this many
+            pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
         target_tau: soft target-network update rate per update (1.0 = hard copy).
         target_update_interval: updates between target-network updates.
         precision: ``32`` or ``bf16`` (CPU/GPU autocast of the network forward passes).
@@ -100,6 +107,7 @@ class IQLearn(L.LightningModule):
         demos: str = "demos/pong",
         num_demos: int | None = None,
         online: bool = False,
+        method: Literal["iq", "bc", "sqil"] = "iq",
         variant: Variant = "value_expert",
         network: Literal["nature", "small"] = "small",
         alpha: float = 0.01,
@@ -108,6 +116,7 @@ class IQLearn(L.LightningModule):
         grad_penalty: float = 0.0,
         lr: float = 1e-4,
         batch_size: int = 32,
+        augment_shift: int = 0,
         target_tau: float = 0.005,
         target_update_interval: int = 1,
         precision: Literal["32", "bf16"] = "32",
@@ -125,6 +134,10 @@ class IQLearn(L.LightningModule):
         self.save_hyperparameters()
         if grad_penalty > 0 and not online:
             raise ValueError("grad_penalty needs policy samples: set online: true")
+        if method == "sqil" and not online:
+            raise ValueError("sqil learns from policy samples (reward 0) as well as expert ones: set online: true")
+        if method not in ("iq", "bc", "sqil"):
+            raise ValueError(f"unknown method {method!r}; choose iq, bc or sqil")
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max)
         num_actions = self._num_actions(self.settings)
         self.q_net = build_q_network(network, num_actions, self.settings.stack_size, self.settings.screen_size)
@@ -200,6 +213,9 @@ class IQLearn(L.LightningModule):
         if self.hparams.variant == "v0":
             batch["initial_observations"] = self.expert_buffer.sample_initial_observations(
                 self.hparams.batch_size, self.rng)
+        for key in ("observations", "next_observations", "initial_observations"):
+            if key in batch:
+                batch[key] = random_shift(batch[key], self.hparams.augment_shift, self.rng)
         return batch
 
     def train_dataloader(self) -> DataLoader:
@@ -223,27 +239,36 @@ class IQLearn(L.LightningModule):
         observations, is_expert = batch["observations"], batch["is_expert"]
         with self._autocast():
             q = self.q_net(observations).float()
-            initial_v = None
-            if hp.variant == "v0":
-                initial_v = soft_value(self.q_net(batch["initial_observations"]).float(), hp.alpha)
-            with torch.no_grad():
-                next_v = soft_value(self.target_net(batch["next_observations"]).float(), hp.alpha)
-        loss, terms = iq_loss(
-            q, batch["actions"], next_v, batch["terminated"], is_expert,
-            alpha=hp.alpha, gamma=hp.gamma, variant=hp.variant, chi2_alpha=hp.chi2_alpha,
-            initial_v=initial_v,
-        )
+            loss, terms = self._objective(batch, q)
         if hp.grad_penalty > 0:
             terms["grad_penalty"] = self._grad_penalty(observations[is_expert], observations[~is_expert])
             loss = loss + hp.grad_penalty * terms["grad_penalty"]
         if not torch.isfinite(loss):
             raise TrainingDiverged(
-                f"the IQ loss became {loss.item()} at update {self.global_step} (terms: "
+                f"the {hp.method.upper()} loss became {loss.item()} at update {self.global_step} (terms: "
                 + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
                 + "); lower lr or alpha, or enable the chi2 regulariser"
             )
-        self._log_training(loss, terms, q.detach(), is_expert)
+        self._log_training(loss, terms, q.detach(), batch["actions"], is_expert)
         return loss
+
+    def _objective(self, batch: dict[str, torch.Tensor], q: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The chosen method's loss and terms for online Q values ``q`` of the batch states."""
+        hp = self.hparams
+        if hp.method == "bc":
+            return bc_loss(q, batch["actions"], batch["is_expert"], alpha=hp.alpha)
+        with torch.no_grad():
+            next_v = soft_value(self.target_net(batch["next_observations"]).float(), hp.alpha)
+        if hp.method == "sqil":
+            return sqil_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"], gamma=hp.gamma)
+        initial_v = None
+        if hp.variant == "v0":
+            initial_v = soft_value(self.q_net(batch["initial_observations"]).float(), hp.alpha)
+        return iq_loss(
+            q, batch["actions"], next_v, batch["terminated"], batch["is_expert"],
+            alpha=hp.alpha, gamma=hp.gamma, variant=hp.variant, chi2_alpha=hp.chi2_alpha,
+            initial_v=initial_v,
+        )
 
     def _grad_penalty(self, expert: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
         """(‖∇_s V(s)‖ − 1)² at random interpolations of expert and policy states."""
@@ -255,7 +280,7 @@ class IQLearn(L.LightningModule):
         return ((gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
     def _log_training(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], q: torch.Tensor,
-                      is_expert: torch.Tensor) -> None:
+                      actions: torch.Tensor, is_expert: torch.Tensor) -> None:
         if self.global_step % self.trainer.log_every_n_steps:
             return
         alpha = self.hparams.alpha
@@ -266,6 +291,8 @@ class IQLearn(L.LightningModule):
         metrics["train/q_expert"] = q[is_expert].max(dim=1).values.mean()
         metrics["train/v_expert"] = v[is_expert].mean()
         metrics["train/entropy_expert"] = entropy[is_expert].mean()
+        # How often the greedy policy picks the demonstrator's action on (training) expert states.
+        metrics["train/expert_action_accuracy"] = (q[is_expert].argmax(dim=1) == actions[is_expert]).float().mean()
         if (~is_expert).any():
             metrics["train/q_policy"] = q[~is_expert].max(dim=1).values.mean()
             metrics["train/v_policy"] = v[~is_expert].mean()
