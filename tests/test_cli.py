@@ -15,6 +15,7 @@ from visual_iq.demos import load_episodes
 from visual_iq.module import load_agent
 from visual_iq.tools.curve import main as curve_main
 from visual_iq.tools.record import main as record_main
+from visual_iq.tools.reward import main as reward_main
 
 
 def _fit(tmp_path, *extra):
@@ -149,3 +150,19 @@ def test_nan_loss_stops_training_with_a_clear_message(tmp_path, monkeypatch, cap
     assert _fit(tmp_path) == 1
     err = capsys.readouterr().err
     assert "visual-iq: error: the IQ loss became nan at update 0 (terms: reward_loss=1)" in err
+
+
+def test_reward_tool_reports_correlations_and_plots(smoke_run, tmp_path, capsys):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    plot = tmp_path / "reward.png"
+    assert reward_main(["--ckpt", str(last), "--demos", "tests/data/catch", "--episodes", "4",
+                        "--plot", str(plot), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 4 and result["steps"] == 4 * 30
+    for key in ("step_pearson", "step_spearman", "return_pearson", "return_spearman"):
+        assert key in result
+    assert -1.0 <= result["step_pearson"] <= 1.0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a checkpoint of another game is refused with one clear error
+    assert reward_main(["--ckpt", str(last), "--demos", "demos/pong", "--episodes", "1", "--no-plot"]) == 2
+    assert "was made with different env settings" in capsys.readouterr().err

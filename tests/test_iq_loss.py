@@ -85,3 +85,4 @@ def test_gradient_raises_expert_action_value():
 def test_unknown_variant():
     with pytest.raises(ValueError, match="unknown IQ variant"):
         iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA, variant="nope")
+

@@ -8,7 +8,7 @@ from visual_iq.envs import EnvSettings, make_env
 from visual_iq.evaluation import evaluate
 from visual_iq.module import IQLearn
 from visual_iq.recording import record_episodes
-from visual_iq.rewards import implicit_rewards, pearson
+from visual_iq.rewards import implicit_rewards, pearson, spearman
 from visual_iq.toy import catch_expert_action
 
 SETTINGS = EnvSettings("visual_iq/Catch-v0")
@@ -78,3 +78,4 @@ def test_implicit_reward_tracks_true_return(tmp_path, trained):
                                        gamma=trained.hparams.gamma)
             implicit_returns.append(float(rewards.sum()))
     assert pearson(np.array(implicit_returns), np.array(true_returns)) > 0.5
+    assert spearman(np.array(implicit_returns), np.array(true_returns)) > 0.5

@@ -30,3 +30,46 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     if x.std() == 0 or y.std() == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 with ties given their average rank (as Spearman's rho needs)."""
+    values = np.asarray(values, np.float64)
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    ranks = np.empty(len(values), np.float64)
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        ranks[order[start:end + 1]] = (start + end) / 2.0
+        start = end + 1
+    return ranks
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation (Pearson of average ranks); NaN if either input is constant."""
+    return pearson(_ranks(x), _ranks(y))
+
+
+def reward_correlations(
+    q_net: torch.nn.Module, episodes: list[Episode], *, alpha: float, gamma: float
+) -> dict[str, float]:
+    """How well the implicit reward tracks the true game reward over ``episodes``.
+
+    ``step_*``: per-step correlation over all steps of all episodes; ``return_*``: correlation of
+    summed implicit reward with episode return (NaN with fewer than 3 episodes).
+    """
+    implicit = [implicit_rewards(q_net, episode, alpha=alpha, gamma=gamma) for episode in episodes]
+    true = [episode.rewards for episode in episodes]
+    steps_implicit, steps_true = np.concatenate(implicit), np.concatenate(true)
+    returns_implicit = np.array([rewards.sum() for rewards in implicit])
+    returns_true = np.array([rewards.sum() for rewards in true])
+    enough = len(episodes) >= 3
+    return {
+        "step_pearson": pearson(steps_implicit, steps_true),
+        "step_spearman": spearman(steps_implicit, steps_true),
+        "return_pearson": pearson(returns_implicit, returns_true) if enough else float("nan"),
+        "return_spearman": spearman(returns_implicit, returns_true) if enough else float("nan"),
+    }

@@ -1,0 +1,152 @@
+"""Throughput and memory figures of the pipeline on this machine. Prints a table; times nothing in tests.
+
+    python benchmarks/throughput.py [--updates 200] [--threads 1] [--json results/throughput.json]
+
+(a) ms per update: Lightning's training loop vs a raw PyTorch loop doing the same sampling,
+    forward/backward, Adam step and target update on the same network and batch size; the ratio is
+    the Lightning overhead. (b) the same in fp32 and bf16 autocast, both networks.
+(c) env steps/s of `make_env` and of the vector env while acting greedily with the network.
+(d) bytes per transition of the replay storage. (e) bytes per frame of the shipped demo files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from visual_iq.buffer import FrameReplayBuffer
+from visual_iq.demos import episode_paths, load_episode
+from visual_iq.envs import EnvSettings, make_env, make_vector_env
+from visual_iq.iq_loss import iq_loss, soft_value
+from visual_iq.module import IQLearn
+
+
+class _StepTimer(L.Callback):
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_train_batch_end(self, *args) -> None:
+        self.stamps.append(time.perf_counter())
+
+
+def _median_ms(stamps: list[float], skip: int) -> float:
+    gaps = np.diff(stamps[skip:])
+    return 1000.0 * float(statistics.median(gaps))
+
+
+def _model(network: str, precision: str, batch_size: int) -> IQLearn:
+    return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision=precision,
+                   batch_size=batch_size, eval_video=False)
+
+
+def lightning_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> float:
+    model, timer = _model(network, precision, batch_size), _StepTimer()
+    trainer = L.Trainer(max_steps=updates, max_epochs=-1, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=50, callbacks=[timer])
+    trainer.fit(model)
+    return _median_ms(timer.stamps, skip=10)
+
+
+def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> float:
+    """The same work as `IQLearn.training_step` + optimizer + target update, with no framework."""
+    model = _model(network, precision, batch_size)
+    model.setup("fit")
+    optimizer = torch.optim.Adam(model.q_net.parameters(), lr=model.hparams.lr)
+    hp = model.hparams
+    stamps = []
+    for _ in range(updates):
+        batch = model._sample_batch()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            q = model.q_net(batch["observations"]).float()
+            with torch.no_grad():
+                next_v = soft_value(model.target_net(batch["next_observations"]).float(), hp.alpha)
+            loss, _ = iq_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"],
+                              alpha=hp.alpha, gamma=hp.gamma, variant=hp.variant, chi2_alpha=hp.chi2_alpha)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for target, online in zip(model.target_net.parameters(), model.q_net.parameters()):
+                target.lerp_(online, hp.target_tau)
+        stamps.append(time.perf_counter())
+    return _median_ms(stamps, skip=10)
+
+
+def acting_steps_per_second(num_envs: int | None, seconds: float = 5.0) -> float:
+    """Env steps/s while a Nature-CNN soft-Q policy picks every action (``None``: `make_env`)."""
+    model = _model("nature", "32", 32).eval()
+    settings = EnvSettings("Pong")
+    steps, started = 0, time.perf_counter()
+    if num_envs is None:
+        env = make_env(settings)
+        observation, _ = env.reset(seed=0)
+        while time.perf_counter() - started < seconds:
+            observation, _, terminated, truncated, _ = env.step(int(model.act(observation[None])[0]))
+            steps += 1
+            if terminated or truncated:
+                observation, _ = env.reset()
+    else:
+        env = make_vector_env(settings, num_envs)
+        observations, _ = env.reset(seed=0)
+        while time.perf_counter() - started < seconds:
+            observations, *_ = env.step(model.act(observations))
+            steps += num_envs
+    env.close()
+    return steps / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=200, help="updates timed per configuration")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results: dict = {"threads": args.threads, "torch": torch.__version__, "updates": {}}
+
+    print(f"(a, b) ms per offline IQ update, batch 32, {args.threads} torch thread(s); median of {args.updates}")
+    print("| network | precision | Lightning | raw PyTorch | overhead |")
+    print("|---|---|---:|---:|---:|")
+    for network in ("nature", "small"):
+        for precision in ("32", "bf16"):
+            lightning_ms = lightning_ms_per_update(network, precision, 32, args.updates)
+            raw_ms = raw_ms_per_update(network, precision, 32, args.updates)
+            overhead = lightning_ms / raw_ms - 1.0
+            results["updates"][f"{network}/{precision}"] = {"lightning_ms": lightning_ms, "raw_ms": raw_ms,
+                                                            "overhead": overhead}
+            print(f"| {network} | {precision} | {lightning_ms:.1f} | {raw_ms:.1f} | {overhead:+.1%} |", flush=True)
+
+    print("\n(c) env steps/s while acting greedily with the Nature CNN (fp32)")
+    results["acting"] = {"make_env": acting_steps_per_second(None)}
+    print(f"make_env (python wrappers, 1 env): {results['acting']['make_env']:.0f}", flush=True)
+    for num_envs in (1, 4, 8):
+        results["acting"][f"vector_{num_envs}"] = acting_steps_per_second(num_envs)
+        print(f"AtariVectorEnv, {num_envs} envs: {results['acting'][f'vector_{num_envs}']:.0f}", flush=True)
+
+    buffer = FrameReplayBuffer(capacity=100_000, num_streams=1)
+    results["bytes_per_transition"] = buffer.nbytes / buffer.capacity
+    print(f"\n(d) replay storage: {results['bytes_per_transition']:.0f} bytes per transition "
+          f"({results['bytes_per_transition'] / 1024:.2f} KiB; 1M transitions = "
+          f"{results['bytes_per_transition'] * 1e6 / 2**30:.2f} GiB)")
+
+    paths = episode_paths("demos/pong")
+    frames = sum(len(load_episode(path).frames) for path in paths)
+    size = sum(path.stat().st_size for path in paths)
+    results["demo_bytes_per_frame"] = size / frames
+    print(f"(e) demo files: {results['demo_bytes_per_frame']:.1f} bytes per frame "
+          f"({len(paths)} Pong episodes, {frames:,} frames, {size / 2**20:.1f} MiB)")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
