@@ -166,3 +166,9 @@ def test_reward_tool_reports_correlations_and_plots(smoke_run, tmp_path, capsys)
     # a checkpoint of another game is refused with one clear error
     assert reward_main(["--ckpt", str(last), "--demos", "demos/pong", "--episodes", "1", "--no-plot"]) == 2
     assert "was made with different env settings" in capsys.readouterr().err
+
+
+def test_no_checkpoints_when_checkpointing_is_disabled(tmp_path):
+    assert _fit(tmp_path, "--trainer.enable_checkpointing", "false", "--trainer.max_steps", "10",
+                "--trainer.default_root_dir", str(tmp_path)) == 0
+    assert not list(tmp_path.rglob("*.ckpt"))

@@ -354,7 +354,10 @@ class IQLearn(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def configure_callbacks(self) -> list[Callback]:
-        # Best by evaluation return, and the newest one (``last.ckpt``) after every evaluation.
+        # Best by evaluation return, and the newest one (``last.ckpt``) after every evaluation;
+        # none if the Trainer was made with enable_checkpointing=False.
+        if not self.trainer.checkpoint_callbacks:
+            return []
         best = ModelCheckpoint(monitor="eval/return_mean", mode="max", save_top_k=1,
                                filename="best-{step}-{eval/return_mean:.1f}", auto_insert_metric_name=False)
         last = ModelCheckpoint(filename="last", save_top_k=1, enable_version_counter=False)
