@@ -136,6 +136,14 @@ def test_learning_curve_from_tensorboard(smoke_run, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [row["step"] for row in rows] == [30, 60]  # conf/smoke.yaml: validation every 30 of 60 updates
     assert all(row["minutes"] >= 0 for row in rows)
+    plot = smoke_run / "curve.png"
+    assert curve_main([str(run), str(run), "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert curve_main([str(run), str(run), "--chain", "--json"]) == 0
+    chained = json.loads(capsys.readouterr().out)
+    assert [row["step"] for row in chained] == [30, 60, 30, 60]
+    assert chained[2]["minutes"] == pytest.approx(rows[1]["minutes"] + rows[0]["minutes"])
     assert curve_main([str(smoke_run)]) == 2
     assert "no TensorBoard event files" in capsys.readouterr().err
 
