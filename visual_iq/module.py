@@ -5,8 +5,9 @@ training step first acts ``env_steps_per_update`` steps in vectorised envs with 
 (softmax of Q/α) and stores them in a policy replay buffer; each batch is half expert, half
 policy transitions. A target network (soft update) provides V(s'). Validation plays evaluation
 episodes in the real env. ``method`` swaps the IQ objective for one of the baselines (behavioural
-cloning, SQIL) while everything else (network, data, evaluation, logging) stays the same. Everything a run depends on is an ``__init__`` argument, so
-LightningCLI exposes it in the YAML config.
+cloning, SQIL) while everything else (network, data, evaluation, logging) stays the same.
+Everything a run depends on is an ``__init__`` argument, so LightningCLI exposes it in the YAML
+config.
 """
 
 from __future__ import annotations

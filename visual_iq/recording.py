@@ -135,11 +135,9 @@ def record_agent(
     probability and no-op starts. If ``game`` is given and is not the checkpoint's game, a
     ValueError names both.
     """
-    from visual_iq.module import check_observation_settings, load_agent
+    from visual_iq.module import load_agent
 
-    agent = load_agent(ckpt)
-    if game is not None:
-        check_observation_settings(agent.settings, EnvSettings(game), f"checkpoint {ckpt}")
+    agent = load_agent(ckpt, EnvSettings(game) if game is not None else None)
     settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
     env = make_env(settings)
     try:
