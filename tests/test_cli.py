@@ -47,7 +47,8 @@ def test_fit_writes_checkpoints_and_tensorboard(smoke_run):
     for tag in ("train/loss", "train/reward_loss", "train/value_loss", "train/chi2_loss",
                 "train/reward_expert", "train/q_expert", "train/v_expert", "train/entropy_expert",
                 "train/expert_action_accuracy",
-                "train/updates_per_s", "eval/return_mean", "eval/return_std"):
+                "train/updates_per_s", "eval/return_mean", "eval/return_std",
+                "eval/reward_step_pearson", "eval/reward_step_spearman"):
         assert tag in tags.Tags()["scalars"], tag
     assert "eval/video" in tags.Tags()["images"]  # add_video writes a GIF image summary
 

@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from visual_iq.demos import Episode
 from visual_iq.envs import EnvSettings, make_vector_env
 
 
@@ -16,8 +17,9 @@ class EvaluationResult:
     """(episodes,) undiscounted returns."""
     lengths: np.ndarray
     """(episodes,) steps per episode."""
-    frames: np.ndarray | None
-    """(T, H, W) newest frames of the first episode, if asked for (for a video)."""
+    first_episode: Episode | None
+    """The first env's whole episode (frames, actions, rewards), if asked for: for a video and
+    for checking the implicit reward against the true one."""
 
     @property
     def mean(self) -> float:
@@ -35,14 +37,14 @@ def evaluate(
     *,
     seed: int = 10_000,
     num_envs: int | None = None,
-    record_frames: bool = False,
+    record_first: bool = False,
     max_steps: int = 30_000,
 ) -> EvaluationResult:
     """Play ``episodes`` full episodes with ``policy(observations) -> actions`` in parallel envs.
 
     Each env plays exactly one episode (``num_envs`` defaults to ``episodes``), so the result
     does not favour short episodes. Episodes still running after ``max_steps`` steps count as
-    they stand.
+    they stand. ``record_first``: also return the first env's episode as an `Episode`.
     """
     num_envs = num_envs or episodes
     if num_envs != episodes:
@@ -53,17 +55,36 @@ def evaluate(
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, np.int64)
         running = np.ones(episodes, bool)
-        frames = [observations[0, -1].copy()] if record_frames else None
+        first: dict[str, list] = {"frames": [observations[0, -1].copy()], "actions": [], "rewards": []}
+        terminated = truncated = np.zeros(episodes, bool)
         for _ in range(max_steps):
             actions = policy(observations)
+            was_running = running[0]
             observations, rewards, terminated, truncated, _ = env.step(actions)
             returns[running] += rewards[running]
             lengths[running] += 1
-            if frames is not None and running[0]:
-                frames.append(observations[0, -1].copy())
+            if record_first and was_running:
+                first["frames"].append(observations[0, -1].copy())
+                first["actions"].append(int(actions[0]))
+                first["rewards"].append(float(rewards[0]))
+                first_end = (bool(terminated[0]), bool(truncated[0]))
             running &= ~(terminated | truncated)
             if not running.any():
                 break
     finally:
         env.close()
-    return EvaluationResult(returns, lengths, np.stack(frames) if frames else None)
+    episode = None
+    if record_first and first["actions"]:
+        steps = len(first["actions"])
+        ended_by_game, cut = first_end
+        episode = Episode(
+            frames=np.stack(first["frames"]),
+            actions=np.asarray(first["actions"], np.int16),
+            rewards=np.asarray(first["rewards"], np.float32),
+            terminated=np.arange(steps) == steps - 1 if ended_by_game else np.zeros(steps, bool),
+            truncated=np.arange(steps) == steps - 1 if cut else np.zeros(steps, bool),
+            settings=settings,
+            source="agent",
+            seed=seed,
+        )
+    return EvaluationResult(returns, lengths, episode)

@@ -34,6 +34,7 @@ from visual_iq.envs import EnvSettings, EnvSettingsError
 from visual_iq.evaluation import evaluate
 from visual_iq.iq_loss import Variant, iq_loss, soft_value
 from visual_iq.networks import build_q_network
+from visual_iq.rewards import reward_correlations
 
 # Settings that change what an observation looks like; a checkpoint only works with matching ones.
 OBSERVATION_FIELDS = ("game", "frame_skip", "screen_size", "grayscale", "stack_size")
@@ -99,6 +100,8 @@ class IQLearn(L.LightningModule):
         learning_starts: policy transitions collected before the first update (online).
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
+        eval_reward_correlation: log how well the implicit reward tracks the true reward (Pearson
+            and Spearman per step) along the first evaluation episode.
         seed: seed of sampling, acting and evaluation.
     """
 
@@ -129,6 +132,7 @@ class IQLearn(L.LightningModule):
         learning_starts: int = 1_000,
         eval_episodes: int = 8,
         eval_video: bool = True,
+        eval_reward_correlation: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -321,20 +325,27 @@ class IQLearn(L.LightningModule):
         return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr)
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, record_frames: bool):
+    def _evaluate(self, record_first: bool):
         seed = 10_000 + self.hparams.seed
         return evaluate(lambda obs: self.act(obs), self.settings, self.hparams.eval_episodes,
-                        seed=seed, record_frames=record_frames)
+                        seed=seed, record_first=record_first)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        result = self._evaluate(record_frames=self.hparams.eval_video)
+        hp = self.hparams
+        result = self._evaluate(record_first=hp.eval_video or hp.eval_reward_correlation)
         # eval/updates: Lightning logs validation at the step index before the update count.
-        self.log_dict({"eval/return_mean": result.mean, "eval/return_std": result.std,
-                       "eval/length_mean": float(result.lengths.mean()),
-                       "eval/updates": float(self.global_step)}, prog_bar=False)
+        metrics = {"eval/return_mean": result.mean, "eval/return_std": result.std,
+                   "eval/length_mean": float(result.lengths.mean()), "eval/updates": float(self.global_step)}
+        episode = result.first_episode
+        if hp.eval_reward_correlation and episode is not None:
+            correlations = reward_correlations(self.q_net, [episode], alpha=hp.alpha, gamma=hp.gamma)
+            for name in ("step_pearson", "step_spearman"):  # NaN if the true reward never changed
+                if np.isfinite(correlations[name]):
+                    metrics[f"eval/reward_{name}"] = correlations[name]
+        self.log_dict(metrics, prog_bar=False)
         self.log("eval_return", result.mean, prog_bar=True, logger=False)
-        if result.frames is not None:
-            self._log_video(result.frames)
+        if hp.eval_video and episode is not None:
+            self._log_video(episode.frames)
 
     def _log_video(self, frames: np.ndarray, max_frames: int = 600) -> None:
         experiment = getattr(self.logger, "experiment", None)
@@ -347,7 +358,7 @@ class IQLearn(L.LightningModule):
         experiment.add_video("eval/video", clip.repeat(1, 1, 3, 1, 1), self.global_step, fps=15)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        result = self._evaluate(record_frames=False)
+        result = self._evaluate(record_first=False)
         self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std})
         print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
               f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
