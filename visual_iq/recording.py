@@ -106,19 +106,47 @@ def record_episodes(
     return written
 
 
+class NoisyActions(gym.ActionWrapper):
+    """Executes a uniformly random action instead of the given one with probability ``noise``.
+
+    For DART-style demonstrations (Laskey et al., 2017): the expert's intended action is what gets
+    recorded, while the executed one is sometimes random, so the demos also show the expert
+    recovering from the small mistakes an imitator makes, not only the states of perfect play.
+    """
+
+    def __init__(self, env: gym.Env, noise: float, seed: int = 0) -> None:
+        super().__init__(env)
+        if not 0.0 <= noise < 1.0:
+            raise ValueError(f"action noise must be in [0, 1), got {noise}")
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+
+    def action(self, action):
+        if self.noise and self.rng.random() < self.noise:
+            return int(self.rng.integers(self.action_space.n))
+        return action
+
+
 def record_expert(
     settings: EnvSettings, out: str | os.PathLike, *, episodes: int, seed: int = 0,
-    progress: Callable[[str], None] = _progress,
+    action_noise: float = 0.0, progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
-    """Record the scripted look-ahead expert (Pong or Breakout)."""
+    """Record the scripted look-ahead expert (Pong or Breakout).
+
+    ``action_noise``: probability that a random action is executed instead of the expert's in
+    each step (the expert's action is still the one recorded; see `NoisyActions`).
+    """
     from visual_iq.experts import LookaheadExpert
 
     env = make_env(settings)
+    if action_noise:
+        env = NoisyActions(env, action_noise, seed=seed)
     expert = LookaheadExpert(env)
     try:
         return record_episodes(
             env, lambda _observation: expert(), out, episodes=episodes, source="expert", seed=seed,
-            on_reset=expert.reset, extra={"expert": "LookaheadExpert"}, progress=progress,
+            on_reset=expert.reset, extra={"expert": "LookaheadExpert", "action_noise": action_noise},
+            progress=progress,
         )
     finally:
         env.close()

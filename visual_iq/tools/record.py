@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noop-max", type=int, default=30, help="random no-ops after reset")
     parser.add_argument("--fps", type=int, default=15, help="human: agent steps per second (15 = real time)")
     parser.add_argument("--ckpt", default=None, help="agent: checkpoint path")
+    parser.add_argument("--action-noise", type=float, default=0.0,
+                        help="expert: probability of executing a random action instead of the expert's "
+                             "(the expert's action is recorded; DART-style recovery demos)")
     args = parser.parse_args(argv)
     try:
         if args.source == "agent":
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from visual_iq.recording import record_expert
 
-            record_expert(settings, args.out, episodes=args.episodes or 1, seed=args.seed)
+            record_expert(settings, args.out, episodes=args.episodes or 1, seed=args.seed,
+                          action_noise=args.action_noise)
     except (DemoError, EnvSettingsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
