@@ -1,0 +1,239 @@
+"""IQ-Learn against BC (offline) and SQIL (online) on the same demos, network, budget, seeds and eval.
+
+    python benchmarks/learning.py [--demos 1 5 20] [--updates 30000] [--online-updates 30000]
+        [--eval-every 5000] [--eval-episodes 10] [--seeds 0] [--parallel 2] [--only offline|online]
+
+Arms: offline IQ and offline BC with each number of demo episodes (`--offline-config`, default
+conf/pong.yaml); online IQ and online SQIL with all of them (`--online-config`, default
+conf/pong_online.yaml). Every arm is one `visual-iq fit` process with one torch thread, its
+TensorBoard run in ``--runs/<arm>/version_0`` and its output in ``--runs/<arm>.log``;
+``--parallel`` arms run at once (one per core). An arm whose run already finished its budget is
+read back, not trained again (``--retrain`` forces it), so an interrupted benchmark loses nothing.
+
+It then measures the random policy's return (``--eval-episodes`` episodes, same env settings and
+seeds as the evaluations) and takes the expert's from the demos (the expert's own recorded
+episodes), and writes ``--out``.json (every arm's curve, final and best return, expert-normalised
+return = (agent - random) / (expert - random), and for online arms the env steps when the return
+first reached ``--target``) plus ``--out``_offline.png / _online.png. A Markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from visual_iq.demos import load_episodes
+from visual_iq.envs import EnvSettings, make_env
+from visual_iq.evaluation import evaluate
+from visual_iq.tools.curve import learning_curve, plot_curves
+
+
+@dataclass(frozen=True)
+class Arm:
+    method: str  # iq | bc | sqil
+    online: bool
+    demos: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{'online' if self.online else 'offline'}-{self.method}-{self.demos}demos-seed{self.seed}"
+
+
+def arms_to_run(demo_counts: list[int], seeds: list[int], only: str | None) -> list[Arm]:
+    arms = []
+    for seed in seeds:
+        if only != "online":
+            arms += [Arm(method, False, count, seed) for count in demo_counts for method in ("iq", "bc")]
+        if only != "offline":
+            arms += [Arm(method, True, max(demo_counts), seed) for method in ("iq", "sqil")]
+    return arms
+
+
+def fit_command(arm: Arm, config: str, updates: int, args: argparse.Namespace) -> list[str]:
+    command = [
+        sys.executable, "-m", "visual_iq", "fit", "--config", config,
+        "--seed_everything", str(arm.seed), "--model.seed", str(arm.seed),
+        "--model.method", arm.method, "--model.num_demos", str(arm.demos),
+        "--trainer.max_steps", str(updates), "--trainer.val_check_interval", str(args.eval_every),
+        "--trainer.enable_progress_bar", "false",
+        "--model.eval_episodes", str(args.eval_episodes), "--model.eval_video", "false",
+        "--trainer.logger.init_args.save_dir", args.runs, "--trainer.logger.init_args.name", arm.name,
+        "--trainer.logger.init_args.version", "0",
+    ]
+    if arm.online:
+        command += ["--model.online", "true"]
+        if arm.method == "iq":
+            command += ["--model.variant", "value"]
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        command += [f"--{key}", value]
+    return command
+
+
+def run_dir(arm: Arm, runs: str) -> Path:
+    return Path(runs) / arm.name / "version_0"
+
+
+def finished(arm: Arm, runs: str, updates: int) -> bool:
+    """True if the arm's run already evaluated after its whole update budget."""
+    try:
+        curve = learning_curve(run_dir(arm, runs))
+    except (FileNotFoundError, ValueError):
+        return False
+    return curve[-1]["step"] >= updates
+
+
+def train(arm: Arm, config: str, updates: int, args: argparse.Namespace) -> tuple[Arm, int]:
+    if finished(arm, args.runs, updates) and not args.retrain:
+        print(f"{arm.name}: already trained, reading it back", flush=True)
+        return arm, 0
+    shutil.rmtree(run_dir(arm, args.runs), ignore_errors=True)
+    log = Path(args.runs) / f"{arm.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    started = time.perf_counter()
+    print(f"{arm.name}: training ({updates:,} updates) -> {log}", flush=True)
+    with open(log, "w") as output:
+        code = subprocess.call(fit_command(arm, config, updates, args), stdout=output,
+                               stderr=subprocess.STDOUT, env=environment)
+    print(f"{arm.name}: exit {code} after {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    return arm, code
+
+
+def env_steps_at_evaluations(directory: Path) -> dict[int, float]:
+    """Update index -> env steps taken so far (online runs log ``rollout/env_steps``)."""
+    accumulator = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    if "rollout/env_steps" not in accumulator.Tags()["scalars"]:
+        return {}
+    return {event.step: event.value for event in accumulator.Scalars("rollout/env_steps")}
+
+
+def summarise(arm: Arm, curve: list[dict[str, float]], random_return: float, expert_return: float,
+              target: float, env_steps: dict[int, float]) -> dict:
+    def normalised(value: float) -> float:
+        return (value - random_return) / (expert_return - random_return)
+
+    final, best = curve[-1], max(curve, key=lambda row: row["return_mean"])
+    summary = {
+        "arm": arm.name, "method": arm.method, "online": arm.online, "demos": arm.demos, "seed": arm.seed,
+        "updates": final["step"], "minutes": final["minutes"],
+        "final_return_mean": final["return_mean"], "final_return_std": final["return_std"],
+        "final_normalised": normalised(final["return_mean"]),
+        "best_return_mean": best["return_mean"], "best_updates": best["step"],
+        "curve": curve,
+    }
+    if arm.online:
+        logged = sorted(env_steps)
+        for row in curve:  # env steps at each evaluation: the last value logged at or before it
+            before = [step for step in logged if step <= row["step"]]
+            row["env_steps"] = env_steps[before[-1]] if before else None
+        reached = [row for row in curve if row["return_mean"] >= target]
+        summary["env_steps_to_target"] = reached[0]["env_steps"] if reached else None
+    return summary
+
+
+def measure_random_return(config: dict, episodes: int) -> float:
+    """Mean return of uniformly random actions, in the evaluations' env settings and seeds."""
+    model = config.get("model", {})
+    settings = EnvSettings(model.get("game", "Pong"), sticky_actions=model.get("sticky_actions", 0.25),
+                           noop_max=model.get("noop_max", 30))
+    env = make_env(settings)
+    actions = env.action_space.n
+    env.close()
+    rng = np.random.default_rng(0)
+    return evaluate(lambda obs: rng.integers(actions, size=len(obs)), settings, episodes, seed=10_000).mean
+
+
+def table(summaries: list[dict]) -> str:
+    lines = ["| arm | updates | minutes | final return (mean ± std) | normalised | best (at updates) | env steps to target |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for s in summaries:
+        to_target = s.get("env_steps_to_target", "")
+        to_target = "not reached" if s["online"] and to_target is None else (f"{to_target:,.0f}" if to_target else "")
+        lines.append(
+            f"| {s['arm']} | {s['updates']:,} | {s['minutes']:.1f} | {s['final_return_mean']:+.1f} ± "
+            f"{s['final_return_std']:.1f} | {s['final_normalised']:.2f} | {s['best_return_mean']:+.1f} "
+            f"({s['best_updates']:,}) | {to_target} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/learning.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--offline-config", default="conf/pong.yaml")
+    parser.add_argument("--online-config", default="conf/pong_online.yaml")
+    parser.add_argument("--demos", type=int, nargs="+", default=[1, 5, 20], help="demo episodes per offline arm")
+    parser.add_argument("--updates", type=int, default=30_000, help="updates per offline arm")
+    parser.add_argument("--online-updates", type=int, default=30_000, help="updates per online arm")
+    parser.add_argument("--eval-every", type=int, default=5_000, help="updates between evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only", choices=("offline", "online"), default=None)
+    parser.add_argument("--target", type=float, default=10.0, help="online: report env steps to this return")
+    parser.add_argument("--parallel", type=int, default=2, help="arms trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per arm")
+    parser.add_argument("--runs", default="runs/learning", help="TensorBoard runs and logs of the arms")
+    parser.add_argument("--out", default="results/learning", help="writes OUT.json, OUT_offline.png, OUT_online.png")
+    parser.add_argument("--retrain", action="store_true", help="train arms again even if already finished")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra CLI setting for every arm, e.g. model.network=small (repeatable)")
+    args = parser.parse_args(argv)
+
+    arms = arms_to_run(args.demos, args.seeds, args.only)
+    configs = {False: args.offline_config, True: args.online_config}
+    budgets = {False: args.updates, True: args.online_updates}
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        outcomes = list(pool.map(lambda arm: train(arm, configs[arm.online], budgets[arm.online], args), arms))
+    failed = [arm.name for arm, code in outcomes if code != 0]
+    if failed:
+        print(f"error: these arms failed (see their logs in {args.runs}): {', '.join(failed)}", file=sys.stderr)
+        return 1
+
+    offline_config = yaml.safe_load(Path(args.offline_config).read_text())
+    demos_dir = offline_config["model"]["demos"]
+    expert_return = float(np.mean([episode.episode_return for episode in load_episodes(demos_dir)]))
+    random_return = measure_random_return(offline_config, args.eval_episodes)
+    summaries = []
+    for arm in arms:
+        directory = run_dir(arm, args.runs)
+        env_steps = env_steps_at_evaluations(directory) if arm.online else {}
+        summaries.append(summarise(arm, learning_curve(directory), random_return, expert_return,
+                                   args.target, env_steps))
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "random_return": random_return, "expert_return": expert_return, "expert_demos": demos_dir,
+        "eval_episodes": args.eval_episodes, "offline_config": args.offline_config,
+        "online_config": args.online_config, "updates": args.updates, "online_updates": args.online_updates,
+        "settings": args.set, "arms": summaries,
+    }
+    temporary = out.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(report, indent=2))
+    temporary.replace(out.with_suffix(".json"))
+    for online, suffix in ((False, "offline"), (True, "online")):
+        curves = {s["arm"]: s["curve"] for s in summaries if s["online"] == online}
+        if curves:
+            plot_curves(curves, f"{out}_{suffix}.png")
+    print(f"random policy: {random_return:+.2f}; expert (demos {demos_dir}): {expert_return:+.2f}")
+    print(table(summaries))
+    print(f"wrote {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

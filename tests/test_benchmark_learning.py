@@ -1,0 +1,52 @@
+"""benchmarks/learning.py end to end on the tiny smoke config: arms, JSON report, plots, reuse."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SPEC = importlib.util.spec_from_file_location("learning_benchmark", Path("benchmarks/learning.py"))
+learning = importlib.util.module_from_spec(SPEC)
+sys.modules[SPEC.name] = learning  # dataclasses look their module up there
+SPEC.loader.exec_module(learning)
+
+ARGS = ["--offline-config", "conf/smoke.yaml", "--online-config", "conf/smoke.yaml", "--demos", "2",
+        "--updates", "20", "--online-updates", "20", "--eval-every", "10", "--eval-episodes", "2",
+        "--set", "model.learning_starts=40", "--set", "model.buffer_capacity=200"]
+
+
+@pytest.fixture(scope="module")
+def benchmark(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    args = ARGS + ["--runs", str(root / "runs"), "--out", str(root / "learning")]
+    assert learning.main(args) == 0
+    return root, args
+
+
+def test_report_has_every_arm_with_its_curve_and_normalised_return(benchmark):
+    root, _ = benchmark
+    report = json.loads((root / "learning.json").read_text())
+    assert report["expert_return"] == 5.0  # the Catch demos catch every ball
+    assert -5.0 <= report["random_return"] < 5.0
+    arms = {arm["arm"]: arm for arm in report["arms"]}
+    assert set(arms) == {"offline-iq-2demos-seed0", "offline-bc-2demos-seed0",
+                         "online-iq-2demos-seed0", "online-sqil-2demos-seed0"}
+    for arm in arms.values():
+        assert [row["step"] for row in arm["curve"]] == [10, 20]
+        expected = (arm["final_return_mean"] - report["random_return"]) / (5.0 - report["random_return"])
+        assert arm["final_normalised"] == pytest.approx(expected)
+    for name in ("online-iq-2demos-seed0", "online-sqil-2demos-seed0"):
+        steps = [row["env_steps"] for row in arms[name]["curve"]]
+        assert steps[0] >= 40 and steps[1] > steps[0]  # acting happened between evaluations
+    assert (root / "learning_offline.png").stat().st_size > 0
+    assert (root / "learning_online.png").stat().st_size > 0
+
+
+def test_finished_arms_are_read_back_not_retrained(benchmark, capsys):
+    root, args = benchmark
+    events = sorted((root / "runs").rglob("events.out.tfevents.*"))
+    assert learning.main(args) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert sorted((root / "runs").rglob("events.out.tfevents.*")) == events
