@@ -14,6 +14,7 @@ from visual_iq.cli import main
 from visual_iq.demos import load_episodes
 from visual_iq.module import load_agent
 from visual_iq.tools.curve import main as curve_main
+from visual_iq.tools.export import main as export_main
 from visual_iq.tools.record import main as record_main
 from visual_iq.tools.reward import main as reward_main
 
@@ -115,6 +116,31 @@ def test_test_command_prints_mean_and_std(smoke_run, tmp_path, capfd):
     assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(last), "--trainer.logger", "false",
                  "--trainer.default_root_dir", str(tmp_path)]) == 0
     assert "visual_iq/Catch-v0: return" in capfd.readouterr().out
+
+
+def test_exported_agent_is_smaller_and_tests_records_but_does_not_resume(smoke_run, tmp_path, capfd):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    exported = tmp_path / "agent.ckpt"
+    assert export_main([str(last), str(exported)]) == 0
+    assert exported.stat().st_size < last.stat().st_size / 3
+    original, small = load_agent(last), load_agent(exported)
+    observations = np.random.default_rng(0).integers(0, 255, (5, 4, 84, 84), dtype=np.uint8)
+    assert np.array_equal(original.act(observations), small.act(observations))
+    assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(exported), "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path)]) == 0
+    assert "visual_iq/Catch-v0: return" in capfd.readouterr().out
+    assert record_main(["--source", "agent", "--ckpt", str(exported), "--episodes", "1",
+                        "--out", str(tmp_path / "rec")]) == 0
+    assert _fit(tmp_path / "resume", "--ckpt_path", str(exported)) == 1
+    assert "not resumed" in capfd.readouterr().err
+
+
+def test_exporting_a_non_checkpoint_is_one_clear_error(tmp_path, capsys):
+    bogus = tmp_path / "bogus.ckpt"
+    bogus.write_bytes(b"not a checkpoint")
+    assert export_main([str(bogus), str(tmp_path / "out.ckpt")]) == 2
+    assert f"error: {bogus}: not a visual-iq checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "out.ckpt").exists()
 
 
 def test_module_entry_point_help():
