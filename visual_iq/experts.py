@@ -5,8 +5,8 @@ answers it by search. Whenever the ball starts coming towards the paddle, it clo
 state (`ALEInterface.cloneState`), and for each candidate paddle position simulates agent steps
 with a simple "move the paddle to the target" controller until a point is scored or lost (Pong),
 or a life is lost or the horizon ends (Breakout); it then restores the state and commits to the
-best target. Between plans it only moves the paddle, so a plan costs a few thousand emulated
-frames per rally, not per step. Observations the recorder stores are the normal pixel
+best target. Between plans it follows the ball, so most of its play is a visible function of the
+frames (easy to imitate), and a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder stores are the normal pixel
 observations; the RAM is read only to decide the action.
 
 RAM facts (see ``shared/atari-notes.md``): Pong ball x/y = ram[49]/ram[54], player paddle
@@ -32,7 +32,7 @@ class _GameSpec:
     decrease: int  # action index that decreases the paddle coordinate
     approaching_sign: int  # +1 if the ball approaches the paddle when ball_towards grows
     targets: tuple[int, ...]  # candidate paddle positions tried by the planner
-    rest: int  # paddle position while the ball is going away
+    rest: int  # paddle position while no ball is in play
     horizon: int  # agent steps simulated per candidate
     fire: int | None  # action that serves the ball, if the game needs one
     samples: int  # simulated rollouts per candidate (the worst counts); sticky actions add noise
@@ -186,6 +186,6 @@ class LookaheadExpert:
         elif not approaching and (towards - previous) != 0:
             self.target = None
         self.steps_since_plan += 1
-        if self.target is None:
-            return self._move_to(self.spec.rest if self.spec.fire is None else along, paddle)
+        if self.target is None:  # no plan (the ball is going away): follow the ball
+            return self._move_to(along, paddle)
         return self._move_to(self.target, paddle)
