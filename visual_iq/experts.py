@@ -36,18 +36,19 @@ class _GameSpec:
     horizon: int  # agent steps simulated per candidate
     fire: int | None  # action that serves the ball, if the game needs one
     samples: int  # simulated rollouts per candidate (the worst counts); sticky actions add noise
+    plan_from: int | None  # plan only once ball_towards has passed this (follow the ball before)
 
 
 _SPECS = {
     # Pong: LEFT (3) moves the paddle down (larger y), RIGHT (2) up. The ball approaches when x grows.
     "Pong": _GameSpec(
         ball_along=54, ball_towards=49, paddle=51, increase=3, decrease=2, approaching_sign=1,
-        targets=tuple(range(38, 206, 6)), rest=120, horizon=150, fire=None, samples=1,
+        targets=tuple(range(38, 206, 6)), rest=120, horizon=150, fire=None, samples=1, plan_from=131,
     ),
     # Breakout: RIGHT (2) increases paddle x, LEFT (3) decreases. The ball approaches when y grows.
     "Breakout": _GameSpec(
         ball_along=99, ball_towards=101, paddle=72, increase=2, decrease=3, approaching_sign=1,
-        targets=tuple(range(55, 200, 5)), rest=120, horizon=90, fire=1, samples=2,
+        targets=tuple(range(55, 200, 5)), rest=120, horizon=90, fire=1, samples=2, plan_from=None,
     ),
 }
 
@@ -159,6 +160,11 @@ class LookaheadExpert:
             scores.append(float(np.min(samples)))
         return scores
 
+    def _close(self, towards: int) -> bool:
+        """Whether the ball is close enough to the paddle's line to plan the hit."""
+        start = self.spec.plan_from
+        return start is None or (towards - start) * self.spec.approaching_sign >= 0
+
     def _plan(self, until_bounce: bool = False) -> int:
         scores = self._scores(self.spec.targets, until_bounce)
         padded = np.pad(np.asarray(scores), 1, mode="edge")
@@ -178,12 +184,15 @@ class LookaheadExpert:
         if previous is None:
             return 0
         approaching = (towards - previous) * self.spec.approaching_sign > 0
+        if approaching and not self._close(towards):
+            approaching = False  # still far: keep following the ball (a visible, imitable rule)
+            self.target = None
         if approaching and (self.target is None or self.steps_since_plan >= self.replan_every):
             self.target = self._plan()
             self.steps_since_plan = 0
         elif approaching and min(self._scores((self.target,), until_bounce=True)) < 0:
             self.target = self._plan(until_bounce=True)  # about to miss: just reach the ball
-        elif not approaching and (towards - previous) != 0:
+        elif not approaching and (towards - previous) != 0 and self.target is not None:
             self.target = None
         self.steps_since_plan += 1
         if self.target is None:  # no plan (the ball is going away): follow the ball

@@ -325,14 +325,16 @@ class IQLearn(L.LightningModule):
         return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr)
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, record_first: bool):
-        seed = 10_000 + self.hparams.seed
+    def _evaluate(self, record_first: bool, seed_base: int):
+        # Validation (which picks the best checkpoint) and test play different episodes, so a
+        # test of the best checkpoint is not the evaluation that selected it.
+        seed = seed_base + self.hparams.seed
         return evaluate(lambda obs: self.act(obs), self.settings, self.hparams.eval_episodes,
                         seed=seed, record_first=record_first)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         hp = self.hparams
-        result = self._evaluate(record_first=hp.eval_video or hp.eval_reward_correlation)
+        result = self._evaluate(record_first=hp.eval_video or hp.eval_reward_correlation, seed_base=10_000)
         # eval/updates: Lightning logs validation at the step index before the update count.
         metrics = {"eval/return_mean": result.mean, "eval/return_std": result.std,
                    "eval/length_mean": float(result.lengths.mean()), "eval/updates": float(self.global_step)}
@@ -358,7 +360,7 @@ class IQLearn(L.LightningModule):
         experiment.add_video("eval/video", clip.repeat(1, 1, 3, 1, 1), self.global_step, fps=15)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        result = self._evaluate(record_first=False)
+        result = self._evaluate(record_first=False, seed_base=20_000)
         self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std})
         print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
               f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
