@@ -9,6 +9,7 @@ import numpy as np
 
 from visual_iq.demos import Episode
 from visual_iq.envs import EnvSettings, make_vector_env
+from visual_iq.recording import EpisodeBuilder
 
 
 @dataclass
@@ -55,36 +56,19 @@ def evaluate(
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, np.int64)
         running = np.ones(episodes, bool)
-        first: dict[str, list] = {"frames": [observations[0, -1].copy()], "actions": [], "rewards": []}
-        terminated = truncated = np.zeros(episodes, bool)
+        first = EpisodeBuilder(settings, observations[0], seed) if record_first else None
         for _ in range(max_steps):
             actions = policy(observations)
             was_running = running[0]
             observations, rewards, terminated, truncated, _ = env.step(actions)
             returns[running] += rewards[running]
             lengths[running] += 1
-            if record_first and was_running:
-                first["frames"].append(observations[0, -1].copy())
-                first["actions"].append(int(actions[0]))
-                first["rewards"].append(float(rewards[0]))
-                first_end = (bool(terminated[0]), bool(truncated[0]))
+            if first is not None and was_running:
+                first.add(int(actions[0]), float(rewards[0]), observations[0], terminated[0], truncated[0])
             running &= ~(terminated | truncated)
             if not running.any():
                 break
     finally:
         env.close()
-    episode = None
-    if record_first and first["actions"]:
-        steps = len(first["actions"])
-        ended_by_game, cut = first_end
-        episode = Episode(
-            frames=np.stack(first["frames"]),
-            actions=np.asarray(first["actions"], np.int16),
-            rewards=np.asarray(first["rewards"], np.float32),
-            terminated=np.arange(steps) == steps - 1 if ended_by_game else np.zeros(steps, bool),
-            truncated=np.arange(steps) == steps - 1 if cut else np.zeros(steps, bool),
-            settings=settings,
-            source="agent",
-            seed=seed,
-        )
+    episode = first.finish("agent") if first is not None and first.actions else None
     return EvaluationResult(returns, lengths, episode)

@@ -1,13 +1,14 @@
 """Scripted experts for Pong and Breakout that read the ALE RAM and plan by simulation.
 
 Both games reduce to one decision: where to put the paddle when the ball arrives. The expert
-answers it by search. Whenever the ball starts coming towards the paddle, it clones the emulator
-state (`ALEInterface.cloneState`), and for each candidate paddle position simulates agent steps
-with a simple "move the paddle to the target" controller until a point is scored or lost (Pong),
-or a life is lost or the horizon ends (Breakout); it then restores the state and commits to the
-best target. Between plans it follows the ball, so most of its play is a visible function of the
-frames (easy to imitate), and a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder stores are the normal pixel
-observations; the RAM is read only to decide the action.
+answers it by search. Once the ball coming towards the paddle is close enough (``plan_from``;
+always, for Breakout), it clones the emulator state (`ALEInterface.cloneState`), and for each
+candidate paddle position simulates agent steps with a simple "move the paddle to the target"
+controller until a point is scored or lost (Pong), or a life is lost or the horizon ends
+(Breakout); it then restores the state and commits to the best target. The rest of the time it
+follows the ball, so most of its play is a visible function of the frames (easy to imitate), and
+a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder
+stores are the normal pixel observations; the RAM is read only to decide the action.
 
 RAM facts (see ``shared/atari-notes.md``): Pong ball x/y = ram[49]/ram[54], player paddle
 y = ram[51]; Breakout ball x/y = ram[99]/ram[101], paddle x = ram[72].
@@ -192,7 +193,7 @@ class LookaheadExpert:
             self.steps_since_plan = 0
         elif approaching and min(self._scores((self.target,), until_bounce=True)) < 0:
             self.target = self._plan(until_bounce=True)  # about to miss: just reach the ball
-        elif not approaching and (towards - previous) != 0 and self.target is not None:
+        elif not approaching and (towards - previous) != 0:
             self.target = None
         self.steps_since_plan += 1
         if self.target is None:  # no plan (the ball is going away): follow the ball

@@ -414,6 +414,13 @@ def load_agent(ckpt_path: str | Path, settings: EnvSettings | None = None) -> IQ
     ``settings`` is given, a checkpoint trained on different observations is refused with a
     ValueError that names the file and the differing fields.
     """
+    return _load_agent_and_checkpoint(ckpt_path, settings)[0]
+
+
+def _load_agent_and_checkpoint(
+    ckpt_path: str | Path, settings: EnvSettings | None = None
+) -> tuple[IQLearn, dict[str, Any]]:
+    """`load_agent`, also returning the checkpoint dict it was built from (read once)."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise ValueError(f"{path}: no such checkpoint file")
@@ -429,7 +436,7 @@ def load_agent(ckpt_path: str | Path, settings: EnvSettings | None = None) -> IQ
     hyper_parameters.pop("_instantiator", None)
     model = IQLearn(**hyper_parameters)
     model.load_state_dict(_with_target_network(state_dict))
-    return model.eval()
+    return model.eval(), checkpoint
 
 
 def _with_target_network(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -448,9 +455,8 @@ def export_agent(ckpt_path: str | Path, out_path: str | Path) -> Path:
     ``tools/record.py --source agent`` and ``tools/reward.py``; it cannot resume training.
     The write is atomic.
     """
-    source = Path(ckpt_path)
-    load_agent(source)  # refuses anything that is not a usable visual-iq checkpoint, naming the file
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    # Building the agent refuses anything that is not a usable visual-iq checkpoint, naming the file.
+    _, checkpoint = _load_agent_and_checkpoint(ckpt_path)
     exported = {
         "exported_agent": True,
         "pytorch-lightning_version": checkpoint["pytorch-lightning_version"],
