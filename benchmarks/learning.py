@@ -8,7 +8,9 @@ conf/pong.yaml); online IQ and online SQIL with all of them (`--online-config`, 
 conf/pong_online.yaml). Every arm is one `visual-iq fit` process with one torch thread, its
 TensorBoard run in ``--runs/<arm>/version_0`` and its output in ``--runs/<arm>.log``;
 ``--parallel`` arms run at once (one per core). An arm whose run already finished its budget is
-read back, not trained again (``--retrain`` forces it), so an interrupted benchmark loses nothing.
+read back, not trained again (``--retrain`` forces it), so an interrupted benchmark loses nothing;
+a run trained past the budget is read up to it (nothing in training depends on ``max_steps``, so
+its first N updates are those of an N-update run).
 
 It then measures the random policy's return (``--eval-episodes`` episodes, same env settings and
 seeds as the evaluations) and takes the expert's from the demos (the expert's own recorded
@@ -94,6 +96,11 @@ def finished(arm: Arm, runs: str, updates: int) -> bool:
     except (FileNotFoundError, ValueError):
         return False
     return curve[-1]["step"] >= updates
+
+
+def curve_within_budget(directory: Path, updates: int) -> list[dict[str, float]]:
+    """The run's evaluations up to ``updates`` (a longer run of the same arm is read up to the budget)."""
+    return [row for row in learning_curve(directory) if row["step"] <= updates]
 
 
 def train(arm: Arm, config: str, updates: int, args: argparse.Namespace) -> tuple[Arm, int]:
@@ -211,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     for arm in arms:
         directory = run_dir(arm, args.runs)
         env_steps = env_steps_at_evaluations(directory) if arm.online else {}
-        summaries.append(summarise(arm, learning_curve(directory), random_return, expert_return,
+        curve = curve_within_budget(directory, budgets[arm.online])
+        summaries.append(summarise(arm, curve, random_return, expert_return,
                                    args.target, env_steps))
 
     out = Path(args.out)

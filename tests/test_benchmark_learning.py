@@ -50,3 +50,14 @@ def test_finished_arms_are_read_back_not_retrained(benchmark, capsys):
     assert learning.main(args) == 0
     assert "already trained" in capsys.readouterr().out
     assert sorted((root / "runs").rglob("events.out.tfevents.*")) == events
+
+
+def test_runs_longer_than_the_budget_are_read_up_to_it(benchmark, capsys):
+    root, args = benchmark
+    shorter = args + ["--updates", "10", "--online-updates", "10", "--out", str(root / "shorter")]
+    assert learning.main(shorter) == 0
+    assert "already trained" in capsys.readouterr().out
+    report = json.loads((root / "shorter.json").read_text())
+    for arm in report["arms"]:
+        assert [row["step"] for row in arm["curve"]] == [10]
+        assert arm["updates"] == 10
