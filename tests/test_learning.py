@@ -79,3 +79,11 @@ def test_implicit_reward_tracks_true_return(tmp_path, trained):
             implicit_returns.append(float(rewards.sum()))
     assert pearson(np.array(implicit_returns), np.array(true_returns)) > 0.5
     assert spearman(np.array(implicit_returns), np.array(true_returns)) > 0.5
+
+
+def test_online_iq_learns(tmp_path):
+    """Online IQ-Learn (value variant: expert and policy states in the value term) learns Catch."""
+    model = _train(tmp_path, 1500, online=True, variant="value", num_envs=4, learning_starts=400,
+                   buffer_capacity=2000)
+    result = evaluate(model.act, SETTINGS, 20, seed=123)
+    assert result.mean >= _random_return() + 5.0, result.mean
