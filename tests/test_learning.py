@@ -50,9 +50,11 @@ def test_behavioural_cloning_baseline_learns(tmp_path):
     assert result.mean >= _random_return() + 5.0, result.mean
 
 
-def test_online_sqil_baseline_learns(tmp_path):
-    model = _train(tmp_path, 1500, method="sqil", online=True, num_envs=4, learning_starts=400,
-                   buffer_capacity=2000)
+@pytest.mark.parametrize("method_args", [{"method": "sqil"}, {"method": "iq", "variant": "value"}], ids=["sqil", "iq"])
+def test_online_method_learns(tmp_path, method_args):
+    """Online SQIL and online IQ-Learn (value variant: expert and policy states in the value term) learn Catch."""
+    model = _train(tmp_path, 1500, online=True, num_envs=4, learning_starts=400, buffer_capacity=2000,
+                   **method_args)
     result = evaluate(model.act, SETTINGS, 20, seed=123)
     assert result.mean >= _random_return() + 5.0, result.mean
 
@@ -79,11 +81,3 @@ def test_implicit_reward_tracks_true_return(tmp_path, trained):
             implicit_returns.append(float(rewards.sum()))
     assert pearson(np.array(implicit_returns), np.array(true_returns)) > 0.5
     assert spearman(np.array(implicit_returns), np.array(true_returns)) > 0.5
-
-
-def test_online_iq_learns(tmp_path):
-    """Online IQ-Learn (value variant: expert and policy states in the value term) learns Catch."""
-    model = _train(tmp_path, 1500, online=True, variant="value", num_envs=4, learning_starts=400,
-                   buffer_capacity=2000)
-    result = evaluate(model.act, SETTINGS, 20, seed=123)
-    assert result.mean >= _random_return() + 5.0, result.mean
