@@ -59,17 +59,17 @@ def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: in
     """The same work as `IQLearn.training_step` + optimizer + target update, with no framework."""
     model = _model(network, precision, batch_size)
     model.setup("fit")
+    model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
     optimizer = torch.optim.Adam(model.q_net.parameters(), lr=model.hparams.lr)
     hp = model.hparams
     stamps = []
     for _ in range(updates):
         batch = model._sample_batch()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            q = model.q_net(batch["observations"]).float()
-            with torch.no_grad():
-                next_v = soft_value(model.target_net(batch["next_observations"]).float(), hp.alpha)
-            loss, _ = iq_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"],
-                              alpha=hp.alpha, gamma=hp.gamma, variant=hp.variant, chi2_alpha=hp.chi2_alpha)
+        q = model.q_net(batch["observations"])
+        with torch.no_grad():
+            next_v = soft_value(model.target_net(batch["next_observations"]), hp.alpha)
+        loss, _ = iq_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"],
+                          alpha=hp.alpha, gamma=hp.gamma, variant=hp.variant, chi2_alpha=hp.chi2_alpha)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

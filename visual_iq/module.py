@@ -33,11 +33,31 @@ from visual_iq.demos import load_episodes
 from visual_iq.envs import EnvSettings, EnvSettingsError
 from visual_iq.evaluation import evaluate
 from visual_iq.iq_loss import Variant, iq_loss, soft_value
-from visual_iq.networks import build_q_network
+from visual_iq.networks import Precision, build_q_network, resolve_precision
 from visual_iq.rewards import reward_correlations
 
 # Settings that change what an observation looks like; a checkpoint only works with matching ones.
 OBSERVATION_FIELDS = ("game", "frame_skip", "screen_size", "grayscale", "stack_size")
+
+
+def action_agreement(q: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+    """How well the greedy policy argmax Q matches the demonstrator's ``actions``.
+
+    ``expert_action_accuracy``: share of states where it picks the demonstrated action.
+    ``expert_action_base_rate``: the accuracy of always playing the most common demonstrated
+    action (a policy collapsed to NOOP scores this much on Pong demos, ~0.77).
+    ``expert_action_balanced_accuracy``: per-action recall averaged over the actions present, so
+    a collapse to one action scores 1/(number of actions present).
+    """
+    predicted = q.argmax(dim=1)
+    counts = torch.bincount(actions, minlength=q.shape[1]).float()
+    hits = torch.bincount(actions[predicted == actions], minlength=q.shape[1]).float()
+    present = counts > 0
+    return {
+        "expert_action_accuracy": (predicted == actions).float().mean(),
+        "expert_action_base_rate": counts.max() / counts.sum(),
+        "expert_action_balanced_accuracy": (hits[present] / counts[present]).mean(),
+    }
 
 
 class TrainingDiverged(RuntimeError):
@@ -91,7 +111,8 @@ class IQLearn(L.LightningModule):
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
         target_tau: soft target-network update rate per update (1.0 = hard copy).
         target_update_interval: updates between target-network updates.
-        precision: ``32`` or ``bf16`` (CPU/GPU autocast of the network forward passes).
+        precision: ``auto`` (bf16 only on a CPU with native bf16), ``32``, or ``bf16`` (bf16 autocast of
+            the convolutions only; Q values, losses and action choice are always fp32).
         sticky_actions: sticky-action probability of the acting and evaluation envs.
         noop_max: random no-ops after reset in acting and evaluation envs.
         num_envs: vectorised envs for online acting.
@@ -123,7 +144,7 @@ class IQLearn(L.LightningModule):
         augment_shift: int = 0,
         target_tau: float = 0.005,
         target_update_interval: int = 1,
-        precision: Literal["32", "bf16"] = "32",
+        precision: Precision = "auto",
         sticky_actions: float = 0.25,
         noop_max: int = 30,
         num_envs: int = 4,
@@ -175,6 +196,9 @@ class IQLearn(L.LightningModule):
 
     # ------------------------------------------------------------------ data
     def setup(self, stage: str) -> None:
+        device = self._trainer.strategy.root_device if self._trainer is not None else self.device
+        bf16 = resolve_precision(self.hparams.precision, device) == "bf16"
+        self.q_net.bf16_trunk = self.target_net.bf16_trunk = bf16
         if stage != "fit" or self.expert_buffer is not None:
             return
         episodes = load_episodes(self.hparams.demos, limit=self.hparams.num_demos)
@@ -233,18 +257,14 @@ class IQLearn(L.LightningModule):
         return DataLoader(_Once(), batch_size=None)
 
     # ------------------------------------------------------------------ learning
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.hparams.precision == "bf16")
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         hp = self.hparams
         if hp.online:
             assert self.collector is not None
             self.collector.collect(lambda obs: self.act(obs, sample=True), hp.env_steps_per_update)
         observations, is_expert = batch["observations"], batch["is_expert"]
-        with self._autocast():
-            q = self.q_net(observations).float()
-            loss, terms = self._objective(batch, q)
+        q = self.q_net(observations)
+        loss, terms = self._objective(batch, q)
         if hp.grad_penalty > 0:
             terms["grad_penalty"] = self._grad_penalty(observations[is_expert], observations[~is_expert])
             loss = loss + hp.grad_penalty * terms["grad_penalty"]
@@ -296,8 +316,7 @@ class IQLearn(L.LightningModule):
         metrics["train/q_expert"] = q[is_expert].max(dim=1).values.mean()
         metrics["train/v_expert"] = v[is_expert].mean()
         metrics["train/entropy_expert"] = entropy[is_expert].mean()
-        # How often the greedy policy picks the demonstrator's action on (training) expert states.
-        metrics["train/expert_action_accuracy"] = (q[is_expert].argmax(dim=1) == actions[is_expert]).float().mean()
+        metrics.update({f"train/{k}": v for k, v in action_agreement(q[is_expert], actions[is_expert]).items()})
         if (~is_expert).any():
             metrics["train/q_policy"] = q[~is_expert].max(dim=1).values.mean()
             metrics["train/v_policy"] = v[~is_expert].mean()
