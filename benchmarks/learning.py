@@ -12,8 +12,8 @@ read back, not trained again (``--retrain`` forces it), so an interrupted benchm
 a run trained past the budget is read up to it (nothing in training depends on ``max_steps``, so
 its first N updates are those of an N-update run).
 
-It then measures the random policy's return (``--eval-episodes`` episodes, same env settings and
-seeds as the evaluations) and takes the expert's from the demos (the expert's own recorded
+It then measures the random policy's return (``--eval-episodes`` episodes per seed, on the same
+env settings and episode seeds as the arms' evaluations) and takes the expert's from the demos (the expert's own recorded
 episodes), and writes ``--out``.json (every arm's curve, final and best return, expert-normalised
 return = (agent - random) / (expert - random), and for online arms the env steps when the return
 first reached ``--target``) plus ``--out``_offline.png / _online.png. A Markdown table is printed.
@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from visual_iq.cli import model_from_config
+from visual_iq.curves import env_steps_at_evaluations, learning_curve, plot_curves
 from visual_iq.demos import load_episodes
-from visual_iq.envs import EnvSettings, make_env
-from visual_iq.evaluation import evaluate
-from visual_iq.tools.curve import learning_curve, plot_curves
+from visual_iq.envs import num_actions
+from visual_iq.evaluation import VALIDATION_SEED, evaluate
+from visual_iq.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -120,15 +120,6 @@ def train(arm: Arm, config: str, updates: int, args: argparse.Namespace) -> tupl
     return arm, code
 
 
-def env_steps_at_evaluations(directory: Path) -> dict[int, float]:
-    """Update index -> env steps taken so far (online runs log ``rollout/env_steps``)."""
-    accumulator = EventAccumulator(str(directory), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    if "rollout/env_steps" not in accumulator.Tags()["scalars"]:
-        return {}
-    return {event.step: event.value for event in accumulator.Scalars("rollout/env_steps")}
-
-
 def summarise(arm: Arm, curve: list[dict[str, float]], random_return: float, expert_return: float,
               target: float, env_steps: dict[int, float]) -> dict:
     def normalised(value: float) -> float:
@@ -153,16 +144,12 @@ def summarise(arm: Arm, curve: list[dict[str, float]], random_return: float, exp
     return summary
 
 
-def measure_random_return(config: dict, episodes: int) -> float:
-    """Mean return of uniformly random actions, in the evaluations' env settings and seeds."""
-    model = config.get("model", {})
-    settings = EnvSettings(model.get("game", "Pong"), sticky_actions=model.get("sticky_actions", 0.25),
-                           noop_max=model.get("noop_max", 30))
-    env = make_env(settings)
-    actions = env.action_space.n
-    env.close()
-    rng = np.random.default_rng(0)
-    return evaluate(lambda obs: rng.integers(actions, size=len(obs)), settings, episodes, seed=10_000).mean
+def measure_random_return(settings, episodes: int, seed: int) -> float:
+    """Mean return of uniformly random actions on the episodes a run with ``seed`` validates on."""
+    actions = num_actions(settings)
+    rng = np.random.default_rng(seed)
+    return evaluate(lambda obs: rng.integers(actions, size=len(obs)), settings, episodes,
+                    seed=VALIDATION_SEED + seed).mean
 
 
 def table(summaries: list[dict]) -> str:
@@ -210,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: these arms failed (see their logs in {args.runs}): {', '.join(failed)}", file=sys.stderr)
         return 1
 
-    offline_config = yaml.safe_load(Path(args.offline_config).read_text())
-    demos_dir = offline_config["model"]["demos"]
+    model = model_from_config(args.offline_config)
+    demos_dir = model.hparams.demos
     expert_return = float(np.mean([episode.episode_return for episode in load_episodes(demos_dir)]))
-    random_return = measure_random_return(offline_config, args.eval_episodes)
+    random_returns = {seed: measure_random_return(model.settings, args.eval_episodes, seed) for seed in args.seeds}
+    random_return = float(np.mean(list(random_returns.values())))
     summaries = []
     for arm in arms:
         directory = run_dir(arm, args.runs)
@@ -225,14 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "random_return": random_return, "expert_return": expert_return, "expert_demos": demos_dir,
+        "random_return": random_return, "random_return_per_seed": random_returns, "expert_return": expert_return, "expert_demos": demos_dir,
         "eval_episodes": args.eval_episodes, "offline_config": args.offline_config,
         "online_config": args.online_config, "updates": args.updates, "online_updates": args.online_updates,
         "settings": args.set, "arms": summaries,
     }
-    temporary = out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(report, indent=2))
-    temporary.replace(out.with_suffix(".json"))
+    atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2))
     for online, suffix in ((False, "offline"), (True, "online")):
         curves = {s["arm"]: s["curve"] for s in summaries if s["online"] == online}
         if curves:

@@ -23,9 +23,10 @@ import torch
 
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.demos import episode_paths, load_episode
-from visual_iq.envs import EnvSettings, make_env, make_vector_env
-from visual_iq.iq_loss import iq_loss, soft_value
-from visual_iq.module import IQLearn
+from visual_iq.envs import EnvSettings, make_env
+from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.networks import polyak_update
+from visual_iq.rollout import VectorRollout
 
 
 class _StepTimer(L.Callback):
@@ -48,7 +49,7 @@ def _model(network: str, precision: str, batch_size: int) -> IQLearn:
 
 def lightning_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> float:
     model, timer = _model(network, precision, batch_size), _StepTimer()
-    trainer = L.Trainer(max_steps=updates, max_epochs=-1, limit_val_batches=0, logger=False,
+    trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=updates, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         log_every_n_steps=50, callbacks=[timer])
     trainer.fit(model)
@@ -58,24 +59,16 @@ def lightning_ms_per_update(network: str, precision: str, batch_size: int, updat
 def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> float:
     """The same work as `IQLearn.training_step` + optimizer + target update, with no framework."""
     model = _model(network, precision, batch_size)
-    model.setup("fit")
+    batches = model.build_batch_source()
     model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
     optimizer = torch.optim.Adam(model.q_net.parameters(), lr=model.hparams.lr)
-    hp = model.hparams
     stamps = []
     for _ in range(updates):
-        batch = model._sample_batch()
-        q = model.q_net(batch["observations"])
-        with torch.no_grad():
-            next_v = soft_value(model.target_net(batch["next_observations"]), hp.alpha)
-        loss, _ = iq_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"],
-                          alpha=hp.alpha, gamma=hp.gamma, variant=hp.variant, chi2_alpha=hp.chi2_alpha)
+        loss, _, _ = model.objective(model.q_net, model.target_net, batches.sample())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        with torch.no_grad():
-            for target, online in zip(model.target_net.parameters(), model.q_net.parameters()):
-                target.lerp_(online, hp.target_tau)
+        polyak_update(model.target_net, model.q_net, model.hparams.target_tau)
         stamps.append(time.perf_counter())
     return _median_ms(stamps, skip=10)
 
@@ -89,17 +82,17 @@ def acting_steps_per_second(num_envs: int | None, seconds: float = 5.0) -> float
         env = make_env(settings)
         observation, _ = env.reset(seed=0)
         while time.perf_counter() - started < seconds:
-            observation, _, terminated, truncated, _ = env.step(int(model.act(observation[None])[0]))
+            observation, _, terminated, truncated, _ = env.step(int(model.agent.act(observation[None])[0]))
             steps += 1
             if terminated or truncated:
                 observation, _ = env.reset()
+        env.close()
     else:
-        env = make_vector_env(settings, num_envs)
-        observations, _ = env.reset(seed=0)
+        rollout = VectorRollout(settings, num_envs)
         while time.perf_counter() - started < seconds:
-            observations, *_ = env.step(model.act(observations))
-            steps += num_envs
-    env.close()
+            rollout.step(model.agent.act)
+        steps = rollout.env_steps
+        rollout.close()
     return steps / (time.perf_counter() - started)
 
 

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from visual_iq.cli import main
 from visual_iq.demos import load_episodes
-from visual_iq.module import load_agent
+from visual_iq.agent import load_agent
 from visual_iq.tools.curve import main as curve_main
 from visual_iq.tools.export import main as export_main
 from visual_iq.tools.record import main as record_main
@@ -176,12 +176,12 @@ def test_learning_curve_from_tensorboard(smoke_run, capsys):
 
 
 def test_nan_loss_stops_training_with_a_clear_message(tmp_path, monkeypatch, capsys):
-    import visual_iq.module
+    import visual_iq.objectives
 
     def nan_loss(q, *args, **kwargs):
         return q.sum() * float("nan"), {"reward_loss": torch.tensor(1.0)}
 
-    monkeypatch.setattr(visual_iq.module, "iq_loss", nan_loss)
+    monkeypatch.setattr(visual_iq.objectives, "iq_loss", nan_loss)
     assert _fit(tmp_path) == 1
     err = capsys.readouterr().err
     assert "visual-iq: error: the IQ loss became nan at update 0 (terms: reward_loss=1)" in err

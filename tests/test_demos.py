@@ -7,13 +7,14 @@ import pytest
 from visual_iq.demos import (
     DemoError,
     Episode,
+    EpisodeBuilder,
     load_episode,
     load_episodes,
     next_episode_path,
     save_episode,
 )
 from visual_iq.envs import EnvSettings, make_env
-from visual_iq.recording import EpisodeBuilder, record_episodes
+from visual_iq.recording import record_episodes
 from visual_iq.tools.demos import main as demos_main
 
 SETTINGS = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=400)

@@ -9,7 +9,7 @@ from visual_iq.evaluation import evaluate
 from visual_iq.module import IQLearn
 from visual_iq.recording import record_episodes
 from visual_iq.rewards import implicit_rewards, pearson, spearman
-from visual_iq.toy import catch_expert_action
+from visual_iq.catch import catch_expert_action
 
 SETTINGS = EnvSettings("visual_iq/Catch-v0")
 
@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
 
 def test_offline_iq_beats_random_policy(trained):
     random_return = _random_return()
-    trained_result = evaluate(trained.act, SETTINGS, 20, seed=123)
+    trained_result = evaluate(trained.agent.act, SETTINGS, 20, seed=123)
     # expert: +5 per episode; random: about -3.5 (measured above, not assumed)
     assert random_return < 0
     assert trained_result.mean >= random_return + 5.0, (trained_result.mean, random_return)
@@ -46,7 +46,7 @@ def test_offline_iq_beats_random_policy(trained):
 
 def test_behavioural_cloning_baseline_learns(tmp_path):
     model = _train(tmp_path, 600, method="bc")
-    result = evaluate(model.act, SETTINGS, 20, seed=123)
+    result = evaluate(model.agent.act, SETTINGS, 20, seed=123)
     assert result.mean >= _random_return() + 5.0, result.mean
 
 
@@ -55,7 +55,7 @@ def test_online_method_learns(tmp_path, method_args):
     """Online SQIL and online IQ-Learn (value variant: expert and policy states in the value term) learn Catch."""
     model = _train(tmp_path, 1500, online=True, num_envs=4, learning_starts=400, buffer_capacity=2000,
                    **method_args)
-    result = evaluate(model.act, SETTINGS, 20, seed=123)
+    result = evaluate(model.agent.act, SETTINGS, 20, seed=123)
     assert result.mean >= _random_return() + 5.0, result.mean
 
 
@@ -76,8 +76,7 @@ def test_implicit_reward_tracks_true_return(tmp_path, trained):
 
             episode = load_episode(path)
             true_returns.append(episode.episode_return)
-            rewards = implicit_rewards(trained.q_net, episode, alpha=trained.hparams.alpha,
-                                       gamma=trained.hparams.gamma)
+            rewards = implicit_rewards(trained.agent, episode)
             implicit_returns.append(float(rewards.sum()))
     assert pearson(np.array(implicit_returns), np.array(true_returns)) > 0.5
     assert spearman(np.array(implicit_returns), np.array(true_returns)) > 0.5

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from visual_iq.demos import episode_paths, load_episode
-from visual_iq.iq_loss import iq_loss, soft_value
-from visual_iq.module import load_agent
+from visual_iq.losses import iq_loss, soft_value
+from visual_iq.agent import load_agent
 from visual_iq.networks import resolve_precision
 
 
@@ -63,7 +63,7 @@ def test_auto_precision_is_bf16_only_with_native_bf16(monkeypatch):
 
 
 def test_action_agreement_exposes_a_collapse_to_the_commonest_action():
-    from visual_iq.module import action_agreement
+    from visual_iq.objectives import action_agreement
 
     actions = torch.tensor([0] * 8 + [2, 3])
     noop_only = torch.zeros(10, 6)

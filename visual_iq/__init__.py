@@ -1,3 +1,7 @@
 """visual-iq: IQ-Learn imitation learning from Atari pixels."""
 
+from visual_iq import catch
+
 __version__ = "0.1.0"
+
+catch.register()

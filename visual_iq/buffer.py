@@ -81,13 +81,16 @@ class FrameReplayBuffer:
         self.truncated[acted, slot] = truncated[acted]
 
     @classmethod
-    def from_episodes(cls, episodes: list[Episode]) -> "FrameReplayBuffer":
-        """One stream holding the demo episodes back to back (each keeps its T+1 frames)."""
+    def from_episodes(cls, episodes: list[Episode], stack_size: int | None = None) -> "FrameReplayBuffer":
+        """One stream holding the demo episodes back to back (each keeps its T+1 frames).
+
+        ``stack_size`` defaults to the recording's; frames are stored once, so any other works.
+        """
         if not episodes:
             raise ValueError("no episodes to build a buffer from")
         total = sum(len(episode.frames) for episode in episodes)
         settings = episodes[0].settings
-        buffer = cls(total, 1, (settings.screen_size, settings.screen_size), settings.stack_size)
+        buffer = cls(total, 1, (settings.screen_size, settings.screen_size), stack_size or settings.stack_size)
         start = 0
         for episode in episodes:
             end = start + len(episode.frames)

@@ -1,4 +1,8 @@
-"""``visual-iq``: LightningCLI over `IQLearn` (fit, validate, test, --print_config, --help)."""
+"""``visual-iq``: LightningCLI over `IQLearn` (fit, validate, test, --print_config, --help).
+
+Bad input (a demo directory, a checkpoint, a setting) ends in one line on stderr and exit code 1;
+anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,52 @@ import sys
 
 from lightning.pytorch.cli import LightningCLI
 
-from visual_iq.demos import DemoError
-from visual_iq.envs import EnvSettingsError
-from visual_iq.module import IQLearn, TrainingDiverged
+from visual_iq.agent import read_checkpoint
+from visual_iq.envs import EnvSettings
+from visual_iq.errors import CheckpointError, VisualIQError
+from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 
 TRAINER_DEFAULTS = {
-    # The batch stream is endless: run length comes from max_steps, validation every N updates.
-    "max_epochs": -1,
-    "check_val_every_n_epoch": None,
+    **ENDLESS_STREAM_TRAINER_FLAGS,
     "val_check_interval": 5_000,
-    "num_sanity_val_steps": 0,
     "log_every_n_steps": 50,
     "accelerator": "auto",
     "devices": 1,
 }
 
 
+class VisualIQCLI(LightningCLI):
+    """LightningCLI that checks a ``--ckpt_path`` before Lightning reads it.
+
+    Lightning replaces the config's model settings with the checkpoint's own; a checkpoint of
+    another game than the config's would then be evaluated silently on its own game. This refuses
+    it, naming both, and turns an unreadable file into one clear error.
+    """
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path:
+            return
+        checkpoint = read_checkpoint(ckpt_path)
+        saved_game = EnvSettings.from_dict(checkpoint["env_settings"]).game
+        wanted_game = EnvSettings(self.config[subcommand].model.game).game
+        if saved_game != wanted_game:
+            raise CheckpointError(f"{ckpt_path} is a {saved_game} agent but the config trains and evaluates "
+                                  f"{wanted_game}: pass a {wanted_game} checkpoint or the {saved_game} config")
+
+
+def model_from_config(config: str, *overrides: str) -> IQLearn:
+    """The `IQLearn` a config file (plus ``--model.x value`` overrides) describes, as ``fit`` would build it."""
+    return VisualIQCLI(IQLearn, run=False, trainer_defaults=TRAINER_DEFAULTS,
+                       args=["--config", config, "--trainer.logger", "false", *overrides]).model
+
+
 def main(args: list[str] | None = None) -> int:
     try:
-        LightningCLI(
-            IQLearn,
-            trainer_defaults=TRAINER_DEFAULTS,
-            save_config_kwargs={"overwrite": True},
-            args=args,
-        )
-    except (DemoError, EnvSettingsError, TrainingDiverged, ValueError) as error:
+        VisualIQCLI(IQLearn, trainer_defaults=TRAINER_DEFAULTS, save_config_kwargs={"overwrite": True}, args=args)
+    except VisualIQError as error:
         print(f"visual-iq: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -25,16 +25,17 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from visual_iq import __version__
-from visual_iq.envs import EnvSettings, EnvSettingsError
+from visual_iq.envs import EnvSettings
+from visual_iq.errors import DemoError, EnvSettingsError
+from visual_iq.files import atomic_write
 
 SOURCES = ("human", "expert", "agent")
 FORMAT_VERSION = 1
@@ -45,10 +46,6 @@ _ARRAY_SPECS = {  # key -> (dtype kind check, expected ndim)
     "terminated": (np.bool_, 1),
     "truncated": (np.bool_, 1),
 }
-
-
-class DemoError(ValueError):
-    """A demonstration file or directory that cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,11 @@ class Episode:
         return float(self.rewards.sum(dtype=np.float64))
 
     def observations(self, stack_size: int | None = None) -> np.ndarray:
-        """All T+1 stacked observations, (T+1, stack, H, W) uint8, zero-padded at the start."""
+        """All T+1 stacked observations, (T+1, stack, H, W) uint8, zero-padded at the start.
+
+        ``stack_size`` defaults to the recording's; any other works too (frames are stored once),
+        e.g. for an agent trained with another stack size.
+        """
         stack = stack_size or self.settings.stack_size
         padded = np.concatenate(
             [np.zeros((stack - 1, *self.frames.shape[1:]), np.uint8), self.frames]
@@ -119,6 +120,43 @@ class Episode:
             "package_version": __version__,
             "extra": self.extra,
         }
+
+
+class EpisodeBuilder:
+    """Accumulates one episode; `finish` returns it as a validated `Episode`."""
+
+    def __init__(self, settings: EnvSettings, first_observation: np.ndarray, seed: int | None) -> None:
+        self.settings = settings
+        self.seed = seed
+        self.frames = [np.asarray(first_observation)[-1].copy()]
+        self.actions: list[int] = []
+        self.rewards: list[float] = []
+        self.terminated = False
+        self.truncated = False
+
+    def add(self, action: int, reward: float, observation: np.ndarray, terminated: bool, truncated: bool) -> None:
+        self.frames.append(np.asarray(observation)[-1].copy())
+        self.actions.append(int(action))
+        self.rewards.append(float(reward))
+        self.terminated, self.truncated = bool(terminated), bool(truncated)
+
+    def finish(self, source: str, extra: dict[str, Any] | None = None) -> Episode:
+        steps = len(self.actions)
+        terminated = np.zeros(steps, bool)
+        truncated = np.zeros(steps, bool)
+        if steps:
+            terminated[-1], truncated[-1] = self.terminated, self.truncated
+        return Episode(
+            frames=np.stack(self.frames).astype(np.uint8),
+            actions=np.asarray(self.actions, np.int16),
+            rewards=np.asarray(self.rewards, np.float32),
+            terminated=terminated,
+            truncated=truncated,
+            settings=self.settings,
+            source=source,
+            seed=self.seed,
+            extra=extra or {},
+        )
 
 
 def _array_problems(arrays: dict[str, np.ndarray], settings: EnvSettings) -> list[str]:
@@ -156,29 +194,11 @@ def episode_filename(index: int) -> str:
 
 def save_episode(episode: Episode, path: str | os.PathLike) -> Path:
     """Write ``episode`` to ``path`` atomically (temporary file in the same directory + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = np.frombuffer(json.dumps(episode.metadata()).encode("utf-8"), dtype=np.uint8)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez_compressed(
-                file,
-                frames=episode.frames,
-                actions=episode.actions,
-                rewards=episode.rewards,
-                terminated=episode.terminated,
-                truncated=episode.truncated,
-                metadata=metadata,
-            )
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda file: np.savez_compressed(
+        file, frames=episode.frames, actions=episode.actions, rewards=episode.rewards,
+        terminated=episode.terminated, truncated=episode.truncated, metadata=metadata,
+    ))
 
 
 def next_episode_path(directory: str | os.PathLike) -> Path:
@@ -195,8 +215,8 @@ def next_episode_path(directory: str | os.PathLike) -> Path:
 def load_episode(path: str | os.PathLike, expected: EnvSettings | None = None) -> Episode:
     """Load and validate one episode file; any problem raises `DemoError` naming the file.
 
-    If ``expected`` is given, the file's settings must match it (the ale-py version excepted,
-    which only warns via ``extra['ale_py_version_mismatch']``).
+    If ``expected`` is given, the file's settings must match it (except the ale-py version,
+    which does not change the frames of the same ROM).
     """
     path = Path(path)
     try:
@@ -244,20 +264,18 @@ def episode_paths(directory: str | os.PathLike) -> list[Path]:
     return paths
 
 
-def iter_episodes(
-    directory: str | os.PathLike, expected: EnvSettings | None = None
-) -> Iterator[Episode]:
-    """Load every episode of ``directory`` in file-name order, validating each."""
-    for path in episode_paths(directory):
-        yield load_episode(path, expected)
-
-
 def load_episodes(
     directory: str | os.PathLike, expected: EnvSettings | None = None, limit: int | None = None
 ) -> list[Episode]:
-    """Load (up to ``limit``) episodes; all must share one game and settings."""
+    """Load (the first ``limit``) episodes; all must share one game and settings.
+
+    Asking for more episodes than ``directory`` holds is an error, not a silent shortfall.
+    """
+    paths = episode_paths(directory)
+    if limit is not None and not 1 <= limit <= len(paths):
+        raise DemoError(f"{directory}: asked for {limit} demo episodes, the directory holds {len(paths)}")
     episodes = []
-    for path in episode_paths(directory)[:limit]:
+    for path in paths[:limit]:
         episode = load_episode(path, expected)
         if episodes and episode.settings.differences(episodes[0].settings, ("ale_py_version",)):
             raise DemoError(

@@ -21,16 +21,20 @@ from ale_py.roms import get_all_rom_ids
 from ale_py.vector_env import AtariVectorEnv
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-from visual_iq import toy
+from visual_iq.errors import EnvSettingsError
 
 gym.register_envs(ale_py)
-toy.register()
-# Pixel envs of our own (tests, examples): they emit (H, W) uint8 frames and are only stacked.
+# Pixel envs of our own (tests, examples; registered by the package): they emit (H, W) uint8
+# frames and are only stacked.
 CUSTOM_GAMES = ("visual_iq/Catch-v0",)
-
-
-class EnvSettingsError(ValueError):
-    """Settings that cannot be used, or that do not match the ones asked for."""
+STICKY_ACTIONS = 0.25
+"""Default sticky-action probability: ALE v5's, used by recording, training and evaluation."""
+NOOP_MAX = 30
+"""Default maximum of random no-ops after a reset."""
+FRAME_FIELDS = ("game", "frame_skip", "screen_size")
+"""Settings that change the frames themselves: demos must match them."""
+OBSERVATION_FIELDS = FRAME_FIELDS + ("stack_size",)
+"""Settings that change what the network sees: a checkpoint must match them."""
 
 
 def _game_names() -> dict[str, str]:
@@ -72,13 +76,11 @@ class EnvSettings:
     """Emulator frames per agent step; the last two are max-pooled."""
     screen_size: int = 84
     """Observation frames are ``screen_size`` x ``screen_size``."""
-    grayscale: bool = True
-    """Grayscale frames (the only mode the demo format and networks support)."""
     stack_size: int = 4
     """Frames per observation; the first steps of an episode are padded with zero frames."""
-    sticky_actions: float = 0.25
+    sticky_actions: float = STICKY_ACTIONS
     """Probability that the emulator repeats the previous action on a frame (ALE v5 default)."""
-    noop_max: int = 30
+    noop_max: int = NOOP_MAX
     """Up to this many no-op steps after each reset (0 disables)."""
     terminal_on_life_loss: bool = False
     """End episodes when a life is lost (training signal only; off matches the real game)."""
@@ -89,8 +91,6 @@ class EnvSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "game", canonical_game(self.game))
-        if not self.grayscale:
-            raise EnvSettingsError("only grayscale observations are supported (grayscale=True)")
         if not 0.0 <= self.sticky_actions <= 1.0:
             raise EnvSettingsError(f"sticky_actions must be in [0, 1], got {self.sticky_actions}")
         for name in ("frame_skip", "screen_size", "stack_size", "max_episode_frames"):
@@ -113,16 +113,18 @@ class EnvSettings:
         """The ale-py ROM id, e.g. ``pong``."""
         return _game_names()[self.game]
 
-    @property
-    def observation_shape(self) -> tuple[int, int, int]:
-        return (self.stack_size, self.screen_size, self.screen_size)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EnvSettings":
-        """Rebuild settings saved by `to_dict`; unknown or badly typed fields raise `EnvSettingsError`."""
+        """Rebuild settings saved by `to_dict`; unknown or badly typed fields raise `EnvSettingsError`.
+
+        Files of earlier versions carry ``grayscale: true`` (frames are always grayscale); it is accepted.
+        """
+        data = dict(data)
+        if data.pop("grayscale", True) is not True:
+            raise EnvSettingsError("only grayscale observations are supported, these settings say grayscale: false")
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -188,7 +190,16 @@ def make_env(
     return env
 
 
-def make_vector_env(settings: EnvSettings, num_envs: int, *, num_threads: int = 0) -> gym.vector.VectorEnv:
+def num_actions(settings: EnvSettings) -> int:
+    """Size of the game's (minimal) action set."""
+    env = make_env(settings)
+    try:
+        return int(env.action_space.n)
+    finally:
+        env.close()
+
+
+def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEnv:
     """ale-py's C++ vector env configured to produce what `make_env` produces.
 
     Defaults of `AtariVectorEnv` that differ from the python pipeline (reward clipping, FIRE on
@@ -207,7 +218,6 @@ def make_vector_env(settings: EnvSettings, num_envs: int, *, num_threads: int = 
     return AtariVectorEnv(
         settings.rom_id,
         num_envs,
-        num_threads=num_threads,
         max_num_frames_per_episode=settings.max_episode_frames,
         repeat_action_probability=settings.sticky_actions,
         full_action_space=False,
@@ -222,3 +232,15 @@ def make_vector_env(settings: EnvSettings, num_envs: int, *, num_threads: int = 
         reward_clipping=False,
         use_fire_reset=False,
     )
+
+
+def check_observation_settings(saved: EnvSettings, wanted: EnvSettings, what: str,
+                               fields: tuple[str, ...] = OBSERVATION_FIELDS) -> None:
+    """Raise `EnvSettingsError` naming ``what`` and the fields if ``saved`` gives other observations.
+
+    ``fields``: `OBSERVATION_FIELDS` for a network (checkpoints), `FRAME_FIELDS` for demos, whose
+    stored frames can be stacked to any ``stack_size``.
+    """
+    differences = [d for d in saved.differences(wanted) if d.split(":")[0] in fields]
+    if differences:
+        raise EnvSettingsError(f"{what} was made with different env settings: " + "; ".join(differences))

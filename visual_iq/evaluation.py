@@ -1,15 +1,22 @@
-"""Evaluation episodes in the real env (sticky actions as configured), batched over envs."""
+"""Evaluation episodes in the real env (sticky actions as configured), one per vectorised env.
+
+Validation (which picks the best checkpoint) and test play different episodes, so a test of the
+best checkpoint is not the evaluation that selected it: their env seeds start at
+`VALIDATION_SEED` and `TEST_SEED`, plus the run's seed.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from visual_iq.demos import Episode
-from visual_iq.envs import EnvSettings, make_vector_env
-from visual_iq.recording import EpisodeBuilder
+from visual_iq.demos import Episode, EpisodeBuilder
+from visual_iq.envs import EnvSettings
+from visual_iq.rollout import Policy, VectorRollout
+
+VALIDATION_SEED = 10_000
+TEST_SEED = 20_000
 
 
 @dataclass
@@ -32,43 +39,37 @@ class EvaluationResult:
 
 
 def evaluate(
-    policy: Callable[[np.ndarray], np.ndarray],
+    policy: Policy,
     settings: EnvSettings,
     episodes: int,
     *,
-    seed: int = 10_000,
-    num_envs: int | None = None,
+    seed: int = VALIDATION_SEED,
     record_first: bool = False,
     max_steps: int = 30_000,
 ) -> EvaluationResult:
-    """Play ``episodes`` full episodes with ``policy(observations) -> actions`` in parallel envs.
+    """Play ``episodes`` full episodes with ``policy(observations) -> actions``, one per env.
 
-    Each env plays exactly one episode (``num_envs`` defaults to ``episodes``), so the result
-    does not favour short episodes. Episodes still running after ``max_steps`` steps count as
-    they stand. ``record_first``: also return the first env's episode as an `Episode`.
+    Every env plays exactly one episode, so the result does not favour short episodes.
+    Episodes still running after ``max_steps`` steps count as they stand. ``record_first``:
+    also return the first env's episode as an `Episode`.
     """
-    num_envs = num_envs or episodes
-    if num_envs != episodes:
-        raise ValueError("evaluate plays one episode per env: num_envs must equal episodes")
-    env = make_vector_env(settings, num_envs)
+    rollout = VectorRollout(settings, episodes, seed)
     try:
-        observations, _ = env.reset(seed=seed)
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, np.int64)
         running = np.ones(episodes, bool)
-        first = EpisodeBuilder(settings, observations[0], seed) if record_first else None
+        first = EpisodeBuilder(settings, rollout.observations[0], seed) if record_first else None
         for _ in range(max_steps):
-            actions = policy(observations)
-            was_running = running[0]
-            observations, rewards, terminated, truncated, _ = env.step(actions)
-            returns[running] += rewards[running]
-            lengths[running] += 1
-            if first is not None and was_running:
-                first.add(int(actions[0]), float(rewards[0]), observations[0], terminated[0], truncated[0])
-            running &= ~(terminated | truncated)
+            step = rollout.step(policy)
+            if first is not None and running[0]:
+                first.add(int(step.actions[0]), float(step.rewards[0]), step.observations[0],
+                          step.terminated[0], step.truncated[0])
+            returns[running] = step.episode_returns[running]
+            lengths[running] = step.episode_steps[running]
+            running &= ~step.done
             if not running.any():
                 break
     finally:
-        env.close()
+        rollout.close()
     episode = first.finish("agent") if first is not None and first.actions else None
     return EvaluationResult(returns, lengths, episode)

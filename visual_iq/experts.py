@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from visual_iq.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class _GameSpec:
@@ -53,8 +55,6 @@ _SPECS = {
     ),
 }
 
-SUPPORTED_GAMES = tuple(_SPECS)
-
 
 class LookaheadExpert:
     """A planning expert for Pong or Breakout; call it with nothing, get the next action.
@@ -71,7 +71,7 @@ class LookaheadExpert:
     ) -> None:
         game = env.get_wrapper_attr("settings").game
         if game not in _SPECS:
-            raise ValueError(f"no scripted expert for {game}; experts exist for {', '.join(_SPECS)}")
+            raise ConfigError(f"no scripted expert for {game}; experts exist for {', '.join(_SPECS)}")
         self.spec = _SPECS[game]
         self.ale = env.unwrapped.ale
         self.action_set = env.unwrapped._action_set

@@ -1,23 +1,19 @@
 """IQ-Learn as a LightningModule: the module is the algorithm, the Trainer is the loop.
 
-Offline (``online: false``): batches are sampled from the demonstrations only. Online: every
-training step first acts ``env_steps_per_update`` steps in vectorised envs with the soft-Q policy
-(softmax of Q/α) and stores them in a policy replay buffer; each batch is half expert, half
-policy transitions. A target network (soft update) provides V(s'). Validation plays evaluation
-episodes in the real env. ``method`` swaps the IQ objective for one of the baselines (behavioural
-cloning, SQIL) while everything else (network, data, evaluation, logging) stays the same.
-Everything a run depends on is an ``__init__`` argument, so LightningCLI exposes it in the YAML
-config.
+It composes the pieces: a soft-Q network and its target (`visual_iq.networks`), an objective
+chosen once (`visual_iq.objectives`: IQ-Learn, or the BC / SQIL baselines on the same network and
+data), a batch source (`visual_iq.batches`) over the demonstrations and, online, a policy replay
+that a `Collector` fills by acting with the soft-Q policy before every update. Validation plays
+evaluation episodes with the greedy policy. Every setting is an ``__init__`` argument, so
+LightningCLI exposes it in the YAML config.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import pickle
 import time
-from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -25,54 +21,27 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, IterableDataset
 
-from visual_iq.augment import random_shift
-from visual_iq.baseline_losses import bc_loss, sqil_loss
-from visual_iq.buffer import Batch, FrameReplayBuffer
+from visual_iq.agent import NETWORK_PREFIX, SoftQAgent
+from visual_iq.batches import BatchSource, BatchStream
+from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.collector import Collector
 from visual_iq.demos import load_episodes
-from visual_iq.envs import EnvSettings, EnvSettingsError
-from visual_iq.evaluation import evaluate
-from visual_iq.iq_loss import Variant, iq_loss, soft_value
-from visual_iq.networks import Precision, build_q_network, resolve_precision
+from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, check_observation_settings,
+                            num_actions)
+from visual_iq.errors import CheckpointError, ConfigError, EnvSettingsError, TrainingDiverged
+from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate
+from visual_iq.losses import Variant
+from visual_iq.networks import Precision, build_q_network, polyak_update, resolve_precision
+from visual_iq.objectives import Method, make_objective, soft_q_diagnostics
 from visual_iq.rewards import reward_correlations
 
-# Settings that change what an observation looks like; a checkpoint only works with matching ones.
-OBSERVATION_FIELDS = ("game", "frame_skip", "screen_size", "grayscale", "stack_size")
-
-
-def action_agreement(q: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-    """How well the greedy policy argmax Q matches the demonstrator's ``actions``.
-
-    ``expert_action_accuracy``: share of states where it picks the demonstrated action.
-    ``expert_action_base_rate``: the accuracy of always playing the most common demonstrated
-    action (a policy collapsed to NOOP scores this much on Pong demos, ~0.77).
-    ``expert_action_balanced_accuracy``: per-action recall averaged over the actions present, so
-    a collapse to one action scores 1/(number of actions present).
-    """
-    predicted = q.argmax(dim=1)
-    counts = torch.bincount(actions, minlength=q.shape[1]).float()
-    hits = torch.bincount(actions[predicted == actions], minlength=q.shape[1]).float()
-    present = counts > 0
-    return {
-        "expert_action_accuracy": (predicted == actions).float().mean(),
-        "expert_action_base_rate": counts.max() / counts.sum(),
-        "expert_action_balanced_accuracy": (hits[present] / counts[present]).mean(),
-    }
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-class _BatchStream(IterableDataset):
-    """An endless stream of batches sampled by ``sample()``; the DataLoader must not re-batch."""
-
-    def __init__(self, sample) -> None:
-        self.sample = sample
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        while True:
-            yield self.sample()
+ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {
+    "max_epochs": -1,
+    "check_val_every_n_epoch": None,
+    "num_sanity_val_steps": 0,
+}
+"""Trainer flags the endless batch stream needs: run length from ``max_steps``, validation every
+``val_check_interval`` updates."""
 
 
 class _Once(IterableDataset):
@@ -82,20 +51,13 @@ class _Once(IterableDataset):
         yield torch.zeros(1)
 
 
-def check_observation_settings(saved: EnvSettings, wanted: EnvSettings, what: str) -> None:
-    """Raise ValueError naming the fields if ``saved`` produces different observations."""
-    differences = [d for d in saved.differences(wanted) if d.split(":")[0] in OBSERVATION_FIELDS]
-    if differences:
-        raise ValueError(f"{what} was made with different env settings: " + "; ".join(differences))
-
-
 class IQLearn(L.LightningModule):
     """Inverse soft-Q learning (IQ-Learn) from pixels.
 
     Args:
         game: Atari game (``Pong``, ``ALE/Pong-v5``, ...) or ``visual_iq/Catch-v0``.
         demos: directory of demonstration episodes.
-        num_demos: use only the first N demo episodes (None: all).
+        num_demos: use only the first N demo episodes (None: all; more than the directory holds is an error).
         online: also act in the env and learn from policy samples (50/50 with expert samples).
         method: ``iq`` (IQ-Learn), or a baseline on the same network and data: ``bc`` (behavioural
             cloning of softmax(Q/α)) or ``sqil`` (soft Q-learning, reward 1 expert / 0 policy; online).
@@ -104,7 +66,7 @@ class IQLearn(L.LightningModule):
         alpha: entropy temperature of the soft-Q policy (V = α·logsumexp(Q/α)).
         gamma: discount.
         chi2_alpha: χ² regulariser weight 1/(4·chi2_alpha); null disables it.
-        grad_penalty: weight of a gradient penalty on V between expert and policy states (online).
+        grad_penalty: weight of a gradient penalty on V between expert and policy states (online IQ).
         lr: Adam learning rate.
         batch_size: transitions per source per update (online batches are 2x this).
         augment_shift: random-shift augmentation of sampled observations by up to this many
@@ -115,6 +77,9 @@ class IQLearn(L.LightningModule):
             the convolutions only; Q values, losses and action choice are always fp32).
         sticky_actions: sticky-action probability of the acting and evaluation envs.
         noop_max: random no-ops after reset in acting and evaluation envs.
+        frame_skip: emulator frames per agent step (the demos must have been recorded with it).
+        stack_size: frames per observation (demos of any stack size work: frames are stored once).
+        terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
         num_envs: vectorised envs for online acting.
         env_steps_per_update: steps per env between updates (online).
         buffer_capacity: policy replay slots per env (online).
@@ -132,9 +97,9 @@ class IQLearn(L.LightningModule):
         demos: str = "demos/pong",
         num_demos: int | None = None,
         online: bool = False,
-        method: Literal["iq", "bc", "sqil"] = "iq",
+        method: Method = "iq",
         variant: Variant = "value_expert",
-        network: Literal["nature", "small"] = "small",
+        network: str = "small",
         alpha: float = 0.01,
         gamma: float = 0.99,
         chi2_alpha: float | None = 0.5,
@@ -145,8 +110,11 @@ class IQLearn(L.LightningModule):
         target_tau: float = 0.005,
         target_update_interval: int = 1,
         precision: Precision = "auto",
-        sticky_actions: float = 0.25,
-        noop_max: int = 30,
+        sticky_actions: float = STICKY_ACTIONS,
+        noop_max: int = NOOP_MAX,
+        frame_skip: int = 4,
+        stack_size: int = 4,
+        terminal_on_life_loss: bool = False,
         num_envs: int = 4,
         env_steps_per_update: int = 1,
         buffer_capacity: int = 25_000,
@@ -158,97 +126,59 @@ class IQLearn(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if grad_penalty > 0 and not online:
-            raise ValueError("grad_penalty needs policy samples: set online: true")
-        if method == "sqil" and not online:
-            raise ValueError("sqil learns from policy samples (reward 0) as well as expert ones: set online: true")
-        if method not in ("iq", "bc", "sqil"):
-            raise ValueError(f"unknown method {method!r}; choose iq, bc or sqil")
-        self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max)
-        num_actions = self._num_actions(self.settings)
-        self.q_net = build_q_network(network, num_actions, self.settings.stack_size, self.settings.screen_size)
+        check_settings(self.hparams)
+        self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
+                                    stack_size=stack_size, terminal_on_life_loss=terminal_on_life_loss)
+        self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
+                                        chi2_alpha=chi2_alpha, grad_penalty=grad_penalty)
+        self.q_net = build_q_network(network, num_actions(self.settings), stack_size, self.settings.screen_size)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
-        self.rng = np.random.default_rng(seed)
-        self.expert_buffer: FrameReplayBuffer | None = None
-        self.policy_buffer: FrameReplayBuffer | None = None
+        self.agent = SoftQAgent(self.q_net, alpha=alpha, gamma=gamma, settings=self.settings)
+        self.batches: BatchSource | None = None
         self.collector: Collector | None = None
-        self._pending_buffer_state: dict[str, Any] | None = None
         self._last_log_time: float | None = None
 
-    @staticmethod
-    def _num_actions(settings: EnvSettings) -> int:
-        from visual_iq.envs import make_env
-
-        env = make_env(settings)
-        try:
-            return int(env.action_space.n)
-        finally:
-            env.close()
-
-    # ------------------------------------------------------------------ acting
-    @torch.no_grad()
-    def act(self, observations: np.ndarray, sample: bool = False) -> np.ndarray:
-        """Actions for a batch of uint8 observations: greedy, or sampled from softmax(Q/α)."""
-        q = self.q_net(torch.as_tensor(observations, device=self.device)).float()
-        if sample:
-            return torch.distributions.Categorical(logits=q / self.hparams.alpha).sample().cpu().numpy()
-        return q.argmax(dim=1).cpu().numpy()
-
-    # ------------------------------------------------------------------ data
+    # ------------------------------------------------------------------ data and acting
     def setup(self, stage: str) -> None:
-        device = self._trainer.strategy.root_device if self._trainer is not None else self.device
-        bf16 = resolve_precision(self.hparams.precision, device) == "bf16"
+        bf16 = resolve_precision(self.hparams.precision, self.trainer.strategy.root_device) == "bf16"
         self.q_net.bf16_trunk = self.target_net.bf16_trunk = bf16
-        if stage != "fit" or self.expert_buffer is not None:
-            return
-        episodes = load_episodes(self.hparams.demos, limit=self.hparams.num_demos)
-        check_observation_settings(episodes[0].settings, self.settings, f"demos in {self.hparams.demos}")
-        self.expert_buffer = FrameReplayBuffer.from_episodes(episodes)
-        if self.hparams.online:
-            self.policy_buffer = FrameReplayBuffer(
-                self.hparams.buffer_capacity, self.hparams.num_envs,
-                (self.settings.screen_size,) * 2, self.settings.stack_size,
-            )
-            if self._pending_buffer_state is not None:
-                self.policy_buffer.load_state_dict(self._pending_buffer_state)
-                self._pending_buffer_state = None
+        if stage == "fit" and self.batches is None:
+            self.batches = self.build_batch_source()
+
+    def build_batch_source(self) -> BatchSource:
+        """Batches from the demos (checked against the env settings) and, online, an empty policy replay."""
+        hp = self.hparams
+        episodes = load_episodes(hp.demos, limit=hp.num_demos)
+        check_observation_settings(episodes[0].settings, self.settings, f"demos in {hp.demos}", FRAME_FIELDS)
+        policy = None
+        if hp.online:
+            frame_shape = (self.settings.screen_size,) * 2
+            policy = FrameReplayBuffer(hp.buffer_capacity, hp.num_envs, frame_shape, self.settings.stack_size)
+        return BatchSource(FrameReplayBuffer.from_episodes(episodes, self.settings.stack_size), policy,
+                           batch_size=hp.batch_size, augment_shift=hp.augment_shift,
+                           initial_states=self.objective.needs_initial_states, seed=hp.seed)
 
     def on_fit_start(self) -> None:
-        if self.hparams.online and self.collector is None:
-            assert self.policy_buffer is not None
-            resumed = self.policy_buffer.written > 0
-            self.collector = Collector(self.settings, self.hparams.num_envs, self.policy_buffer,
-                                       seed=self.hparams.seed + 1000 * self.global_step)
+        hp = self.hparams
+        if hp.online and self.collector is None:
+            assert self.batches is not None and self.batches.policy is not None
+            resumed = self.batches.policy.written > 0
+            self.collector = Collector(self.settings, hp.num_envs, self.batches.policy,
+                                       seed=hp.seed + 1000 * self.global_step)
             if not resumed:
-                warmup = -(-self.hparams.learning_starts // self.hparams.num_envs)
-                self.collector.collect(lambda obs: self.act(obs, sample=True), warmup)
+                self.collector.collect(self._explore, -(-hp.learning_starts // hp.num_envs))
 
     def on_fit_end(self) -> None:
         if self.collector is not None:
             self.collector.close()
             self.collector = None
 
-    def _sample_batch(self) -> dict[str, torch.Tensor]:
-        assert self.expert_buffer is not None
-        parts: list[Batch] = [self.expert_buffer.sample(self.hparams.batch_size, self.rng)]
-        if self.hparams.online:
-            assert self.policy_buffer is not None
-            parts.append(self.policy_buffer.sample(self.hparams.batch_size, self.rng))
-        batch = {
-            key: torch.cat([getattr(part, key) for part in parts])
-            for key in ("observations", "actions", "next_observations", "terminated")
-        }
-        batch["is_expert"] = torch.arange(len(batch["actions"])) < self.hparams.batch_size
-        if self.hparams.variant == "v0":
-            batch["initial_observations"] = self.expert_buffer.sample_initial_observations(
-                self.hparams.batch_size, self.rng)
-        for key in ("observations", "next_observations", "initial_observations"):
-            if key in batch:
-                batch[key] = random_shift(batch[key], self.hparams.augment_shift, self.rng)
-        return batch
+    def _explore(self, observations: np.ndarray) -> np.ndarray:
+        return self.agent.act(observations, sample=True)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_BatchStream(self._sample_batch), batch_size=None, num_workers=0)
+        assert self.batches is not None
+        return DataLoader(BatchStream(self.batches.sample), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_Once(), batch_size=None)
@@ -258,108 +188,53 @@ class IQLearn(L.LightningModule):
 
     # ------------------------------------------------------------------ learning
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        hp = self.hparams
-        if hp.online:
-            assert self.collector is not None
-            self.collector.collect(lambda obs: self.act(obs, sample=True), hp.env_steps_per_update)
-        observations, is_expert = batch["observations"], batch["is_expert"]
-        q = self.q_net(observations)
-        loss, terms = self._objective(batch, q)
-        if hp.grad_penalty > 0:
-            terms["grad_penalty"] = self._grad_penalty(observations[is_expert], observations[~is_expert])
-            loss = loss + hp.grad_penalty * terms["grad_penalty"]
+        if self.collector is not None:
+            self.collector.collect(self._explore, self.hparams.env_steps_per_update)
+        loss, terms, q = self.objective(self.q_net, self.target_net, batch)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
-                f"the {hp.method.upper()} loss became {loss.item()} at update {self.global_step} (terms: "
+                f"the {self.hparams.method.upper()} loss became {loss.item()} at update {self.global_step} (terms: "
                 + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
                 + "); lower lr or alpha, or enable the chi2 regulariser"
             )
-        self._log_training(loss, terms, q.detach(), batch["actions"], is_expert)
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self._log_training(loss, terms, q, batch)
         return loss
 
-    def _objective(self, batch: dict[str, torch.Tensor], q: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The chosen method's loss and terms for online Q values ``q`` of the batch states."""
-        hp = self.hparams
-        if hp.method == "bc":
-            return bc_loss(q, batch["actions"], batch["is_expert"], alpha=hp.alpha)
-        with torch.no_grad():
-            next_v = soft_value(self.target_net(batch["next_observations"]).float(), hp.alpha)
-        if hp.method == "sqil":
-            return sqil_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"], gamma=hp.gamma)
-        initial_v = None
-        if hp.variant == "v0":
-            initial_v = soft_value(self.q_net(batch["initial_observations"]).float(), hp.alpha)
-        return iq_loss(
-            q, batch["actions"], next_v, batch["terminated"], batch["is_expert"],
-            alpha=hp.alpha, gamma=hp.gamma, variant=hp.variant, chi2_alpha=hp.chi2_alpha,
-            initial_v=initial_v,
-        )
-
-    def _grad_penalty(self, expert: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
-        """(‖∇_s V(s)‖ − 1)² at random interpolations of expert and policy states."""
-        count = min(len(expert), len(policy))
-        mix = torch.rand(count, 1, 1, 1, device=expert.device)
-        states = (mix * expert[:count].float() + (1 - mix) * policy[:count].float()).requires_grad_(True)
-        v = soft_value(self.q_net(states).float(), self.hparams.alpha)
-        (gradient,) = torch.autograd.grad(v.sum(), states, create_graph=True)
-        return ((gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
-
     def _log_training(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], q: torch.Tensor,
-                      actions: torch.Tensor, is_expert: torch.Tensor) -> None:
-        if self.global_step % self.trainer.log_every_n_steps:
-            return
-        alpha = self.hparams.alpha
-        v = soft_value(q, alpha)
-        log_pi = torch.log_softmax(q / alpha, dim=1)
-        entropy = -(log_pi.exp() * log_pi).sum(dim=1)
-        metrics = {"train/loss": loss.detach(), **{f"train/{k}": t for k, t in terms.items()}}
-        metrics["train/q_expert"] = q[is_expert].max(dim=1).values.mean()
-        metrics["train/v_expert"] = v[is_expert].mean()
-        metrics["train/entropy_expert"] = entropy[is_expert].mean()
-        metrics.update({f"train/{k}": v for k, v in action_agreement(q[is_expert], actions[is_expert]).items()})
-        if (~is_expert).any():
-            metrics["train/q_policy"] = q[~is_expert].max(dim=1).values.mean()
-            metrics["train/v_policy"] = v[~is_expert].mean()
-            metrics["train/entropy_policy"] = entropy[~is_expert].mean()
+                      batch: dict[str, torch.Tensor]) -> None:
+        diagnostics = soft_q_diagnostics(q, batch["actions"], batch["is_expert"], self.hparams.alpha)
+        metrics = {"train/loss": loss.detach(), **{f"train/{k}": v for k, v in {**terms, **diagnostics}.items()}}
         now = time.perf_counter()
         if self._last_log_time is not None:
             metrics["train/updates_per_s"] = self.trainer.log_every_n_steps / (now - self._last_log_time)
         self._last_log_time = now
         if self.collector is not None:
-            metrics["rollout/env_steps_per_s"] = self.collector.steps_per_second()
-            metrics["rollout/env_steps"] = float(self.collector.env_steps)
-            if self.collector.finished_returns:
-                metrics["rollout/return_mean"] = float(np.mean(self.collector.finished_returns))
+            metrics.update(self.collector.metrics())
         self.log_dict(metrics, prog_bar=False)
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.global_step % self.hparams.target_update_interval == 0:
-            tau = self.hparams.target_tau
-            with torch.no_grad():
-                for target, online in zip(self.target_net.parameters(), self.q_net.parameters()):
-                    target.lerp_(online, tau)
+            polyak_update(self.target_net, self.q_net, self.hparams.target_tau)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr)
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, record_first: bool, seed_base: int):
-        # Validation (which picks the best checkpoint) and test play different episodes, so a
-        # test of the best checkpoint is not the evaluation that selected it.
-        seed = seed_base + self.hparams.seed
-        return evaluate(lambda obs: self.act(obs), self.settings, self.hparams.eval_episodes,
-                        seed=seed, record_first=record_first)
+    def _evaluate(self, seed_base: int, record_first: bool) -> EvaluationResult:
+        return evaluate(self.agent.act, self.settings, self.hparams.eval_episodes,
+                        seed=seed_base + self.hparams.seed, record_first=record_first)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         hp = self.hparams
-        result = self._evaluate(record_first=hp.eval_video or hp.eval_reward_correlation, seed_base=10_000)
+        result = self._evaluate(VALIDATION_SEED, record_first=hp.eval_video or hp.eval_reward_correlation)
         # eval/updates: Lightning logs validation at the step index before the update count.
         metrics = {"eval/return_mean": result.mean, "eval/return_std": result.std,
                    "eval/length_mean": float(result.lengths.mean()), "eval/updates": float(self.global_step)}
         episode = result.first_episode
         if hp.eval_reward_correlation and episode is not None:
-            correlations = reward_correlations(self.q_net, [episode], alpha=hp.alpha, gamma=hp.gamma)
+            correlations = reward_correlations(self.agent, [episode])
             for name in ("step_pearson", "step_spearman"):  # NaN if the true reward never changed
                 if np.isfinite(correlations[name]):
                     metrics[f"eval/reward_{name}"] = correlations[name]
@@ -379,7 +254,7 @@ class IQLearn(L.LightningModule):
         experiment.add_video("eval/video", clip.repeat(1, 1, 3, 1, 1), self.global_step, fps=15)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        result = self._evaluate(record_first=False, seed_base=20_000)
+        result = self._evaluate(TEST_SEED, record_first=False)
         self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std})
         print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
               f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
@@ -398,97 +273,46 @@ class IQLearn(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["env_settings"] = self.settings.to_dict()
-        checkpoint["sampling_rng"] = self.rng.bit_generator.state
-        if self.policy_buffer is not None:
-            state = self.policy_buffer.state_dict()
-            checkpoint["policy_buffer"] = {
-                k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()
-            }
+        if self.batches is not None:
+            checkpoint.update(self.batches.state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("env_settings")
         if saved is None:
-            raise ValueError("checkpoint has no env settings: not a visual-iq checkpoint")
-        check_observation_settings(EnvSettings.from_dict(saved), self.settings, "the checkpoint")
+            raise CheckpointError("the checkpoint has no env settings: not a visual-iq checkpoint")
+        try:
+            check_observation_settings(EnvSettings.from_dict(saved), self.settings, "the checkpoint")
+        except EnvSettingsError as error:
+            raise CheckpointError(str(error)) from None
         if checkpoint.get("exported_agent"):
             if self.trainer.state.fn == "fit":
-                raise ValueError("an exported agent checkpoint holds only the network, not the optimizer or "
-                                 "replay state: it can be tested, recorded and analysed, not resumed")
+                raise CheckpointError("an exported agent checkpoint holds only the network, not the optimizer "
+                                      "or replay state: it can be tested, recorded and analysed, not resumed")
             checkpoint["state_dict"] = _with_target_network(checkpoint["state_dict"])
-        if "sampling_rng" in checkpoint:
-            self.rng.bit_generator.state = checkpoint["sampling_rng"]
-        if "policy_buffer" in checkpoint:
-            state = {k: v.numpy() if isinstance(v, torch.Tensor) else v
-                     for k, v in checkpoint["policy_buffer"].items()}
-            if self.policy_buffer is not None:
-                self.policy_buffer.load_state_dict(state)
-            else:
-                self._pending_buffer_state = state
+        if self.batches is not None:
+            self.batches.load_state_dict(checkpoint)
 
 
-def load_agent(ckpt_path: str | Path, settings: EnvSettings | None = None) -> IQLearn:
-    """A trained `IQLearn` on CPU in eval mode, for acting (recording, reward analysis).
-
-    The checkpoint is read with ``weights_only=True`` (no code runs from the file). If
-    ``settings`` is given, a checkpoint trained on different observations is refused with a
-    ValueError that names the file and the differing fields.
-    """
-    return _load_agent_and_checkpoint(ckpt_path, settings)[0]
-
-
-def _load_agent_and_checkpoint(
-    ckpt_path: str | Path, settings: EnvSettings | None = None
-) -> tuple[IQLearn, dict[str, Any]]:
-    """`load_agent`, also returning the checkpoint dict it was built from (read once)."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        saved = EnvSettings.from_dict(checkpoint["env_settings"])
-        hyper_parameters = dict(checkpoint["hyper_parameters"])
-        state_dict = checkpoint["state_dict"]
-    except (KeyError, TypeError, EnvSettingsError, RuntimeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path}: not a visual-iq checkpoint ({type(error).__name__}: {error})") from None
-    if settings is not None:
-        check_observation_settings(saved, settings, f"checkpoint {path}")
-    hyper_parameters.pop("_instantiator", None)
-    model = IQLearn(**hyper_parameters)
-    model.load_state_dict(_with_target_network(state_dict))
-    return model.eval(), checkpoint
+def check_settings(hp: Any) -> None:
+    """Refuse settings outside their valid range with a `ConfigError` naming the setting and value."""
+    rules = {
+        "alpha": hp.alpha > 0, "gamma": 0 <= hp.gamma < 1, "lr": hp.lr > 0, "batch_size": hp.batch_size >= 1,
+        "num_demos": hp.num_demos is None or hp.num_demos >= 1,
+        "chi2_alpha": hp.chi2_alpha is None or hp.chi2_alpha > 0, "grad_penalty": hp.grad_penalty >= 0,
+        "augment_shift": hp.augment_shift >= 0, "target_tau": 0 < hp.target_tau <= 1,
+        "target_update_interval": hp.target_update_interval >= 1, "num_envs": hp.num_envs >= 1,
+        "env_steps_per_update": hp.env_steps_per_update >= 1, "buffer_capacity": hp.buffer_capacity >= 2,
+        "learning_starts": hp.learning_starts >= 0, "eval_episodes": hp.eval_episodes >= 1,
+    }
+    bad = [f"{name}={hp[name]!r}" for name, valid in rules.items() if not valid]
+    if bad:
+        raise ConfigError("invalid setting(s): " + ", ".join(bad) + " (alpha, lr, chi2_alpha, target_tau > 0; "
+                          "0 <= gamma < 1; target_tau <= 1; counts >= 1; buffer_capacity >= 2)")
 
 
 def _with_target_network(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """An exported agent stores only ``q_net``; its target network starts as a copy of it."""
     if any(key.startswith("target_net.") for key in state_dict):
         return state_dict
-    return {**state_dict, **{"target_net." + key[len("q_net."):]: value
-                             for key, value in state_dict.items() if key.startswith("q_net.")}}
-
-
-def export_agent(ckpt_path: str | Path, out_path: str | Path) -> Path:
-    """Write a small checkpoint of a trained agent: the online network, hparams and env settings.
-
-    It drops the target network, optimizer state and loop state (about 4x smaller for the Nature
-    CNN), and still works with ``visual-iq test/validate --ckpt_path``, `load_agent`,
-    ``tools/record.py --source agent`` and ``tools/reward.py``; it cannot resume training.
-    The write is atomic.
-    """
-    # Building the agent refuses anything that is not a usable visual-iq checkpoint, naming the file.
-    _, checkpoint = _load_agent_and_checkpoint(ckpt_path)
-    exported = {
-        "exported_agent": True,
-        "pytorch-lightning_version": checkpoint["pytorch-lightning_version"],
-        "epoch": checkpoint.get("epoch", 0),
-        "global_step": checkpoint.get("global_step", 0),
-        "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("q_net.")},
-        "hparams_name": checkpoint.get("hparams_name", "kwargs"),
-        "hyper_parameters": checkpoint["hyper_parameters"],
-        "env_settings": checkpoint["env_settings"],
-    }
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    torch.save(exported, temporary)
-    os.replace(temporary, out)
-    return out
+    return {**state_dict, **{"target_net." + key[len(NETWORK_PREFIX):]: value
+                             for key, value in state_dict.items() if key.startswith(NETWORK_PREFIX)}}

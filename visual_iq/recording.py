@@ -1,8 +1,7 @@
 """Recording demonstrations: turn steps of `make_env` into saved `Episode` files.
 
-`EpisodeBuilder` collects one episode from the stacked observations the env returns (it keeps
-only the newest frame of each). `record_episodes` runs any policy (a scripted expert, a trained
-agent) for N episodes and saves each one the moment it ends; `record_human` does the same for a
+`record_episodes` runs any policy (a scripted expert, a trained agent) for N episodes and saves
+each one the moment it ends (built with `EpisodeBuilder`); `record_human` does the same for a
 person playing with the keyboard through `gymnasium.utils.play`.
 """
 
@@ -18,45 +17,10 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from visual_iq.demos import Episode, next_episode_path, save_episode
-from visual_iq.envs import EnvSettings, make_env
-
-
-class EpisodeBuilder:
-    """Accumulates one episode; `finish` returns it as a validated `Episode`."""
-
-    def __init__(self, settings: EnvSettings, first_observation: np.ndarray, seed: int | None) -> None:
-        self.settings = settings
-        self.seed = seed
-        self.frames = [np.asarray(first_observation)[-1].copy()]
-        self.actions: list[int] = []
-        self.rewards: list[float] = []
-        self.terminated = False
-        self.truncated = False
-
-    def add(self, action: int, reward: float, observation: np.ndarray, terminated: bool, truncated: bool) -> None:
-        self.frames.append(np.asarray(observation)[-1].copy())
-        self.actions.append(int(action))
-        self.rewards.append(float(reward))
-        self.terminated, self.truncated = bool(terminated), bool(truncated)
-
-    def finish(self, source: str, extra: dict[str, Any] | None = None) -> Episode:
-        steps = len(self.actions)
-        terminated = np.zeros(steps, bool)
-        truncated = np.zeros(steps, bool)
-        if steps:
-            terminated[-1], truncated[-1] = self.terminated, self.truncated
-        return Episode(
-            frames=np.stack(self.frames).astype(np.uint8),
-            actions=np.asarray(self.actions, np.int16),
-            rewards=np.asarray(self.rewards, np.float32),
-            terminated=terminated,
-            truncated=truncated,
-            settings=self.settings,
-            source=source,
-            seed=self.seed,
-            extra=extra or {},
-        )
+from visual_iq.agent import load_agent
+from visual_iq.demos import EpisodeBuilder, next_episode_path, save_episode
+from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
+from visual_iq.errors import ConfigError
 
 
 def _progress(message: str) -> None:
@@ -117,7 +81,7 @@ class NoisyActions(gym.ActionWrapper):
     def __init__(self, env: gym.Env, noise: float, seed: int = 0) -> None:
         super().__init__(env)
         if not 0.0 <= noise < 1.0:
-            raise ValueError(f"action noise must be in [0, 1), got {noise}")
+            raise ConfigError(f"action noise must be in [0, 1), got {noise}")
         self.noise = noise
         self.rng = np.random.default_rng(seed)
 
@@ -154,17 +118,15 @@ def record_expert(
 
 def record_agent(
     ckpt: str | os.PathLike, out: str | os.PathLike, *, episodes: int, seed: int = 0,
-    game: str | None = None, sticky_actions: float = 0.25, noop_max: int = 30,
+    game: str | None = None, sticky_actions: float = STICKY_ACTIONS, noop_max: int = NOOP_MAX,
     progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
     """Record a trained agent from checkpoint ``ckpt`` playing greedily (argmax Q).
 
     The env is the checkpoint's own game and observation settings, with the given sticky-action
     probability and no-op starts. If ``game`` is given and is not the checkpoint's game, a
-    ValueError names both.
+    `CheckpointError` names both.
     """
-    from visual_iq.module import load_agent
-
     agent = load_agent(ckpt, EnvSettings(game) if game is not None else None)
     settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
     env = make_env(settings)

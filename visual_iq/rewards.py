@@ -1,28 +1,25 @@
-"""The reward IQ-Learn recovers: r(s,a) = Q(s,a) − γ(1−d)·V(s'), V = α·logsumexp(Q/α)."""
+"""The reward IQ-Learn recovers, r(s,a) = Q(s,a) − γ(1−d)·V(s'), and how well it tracks the true one."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from visual_iq.agent import SoftQAgent
 from visual_iq.demos import Episode
-from visual_iq.iq_loss import soft_value
+from visual_iq.losses import implicit_reward, soft_value, taken
 
 
 @torch.no_grad()
-def implicit_rewards(q_net: torch.nn.Module, episode: Episode, *, alpha: float, gamma: float,
-                     batch_size: int = 512) -> np.ndarray:
-    """(T,) implicit reward of every step of ``episode`` under the soft-Q network ``q_net``."""
-    device = next(q_net.parameters()).device
-    observations = torch.from_numpy(episode.observations())
-    q_chunks = [q_net(observations[i:i + batch_size].to(device)).float().cpu()
-                for i in range(0, len(observations), batch_size)]
-    q = torch.cat(q_chunks)
-    v = soft_value(q, alpha)
+def implicit_rewards(agent: SoftQAgent, episode: Episode, *, batch_size: int = 512) -> np.ndarray:
+    """(T,) implicit reward of every step of ``episode`` under the agent's soft-Q network."""
+    observations = torch.from_numpy(episode.observations(agent.settings.stack_size))
+    q = torch.cat([agent.q_values(observations[i:i + batch_size]).cpu()
+                   for i in range(0, len(observations), batch_size)])
     actions = torch.from_numpy(episode.actions.astype(np.int64))
-    q_taken = q[:-1].gather(1, actions[:, None]).squeeze(1)
-    not_done = 1.0 - torch.from_numpy(episode.terminated).float()
-    return (q_taken - gamma * not_done * v[1:]).numpy()
+    next_v = soft_value(q[1:], agent.alpha)
+    terminated = torch.from_numpy(episode.terminated)
+    return implicit_reward(taken(q[:-1], actions), next_v, terminated, agent.gamma).numpy()
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -53,15 +50,13 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(_ranks(x), _ranks(y))
 
 
-def reward_correlations(
-    q_net: torch.nn.Module, episodes: list[Episode], *, alpha: float, gamma: float
-) -> dict[str, float]:
+def reward_correlations(agent: SoftQAgent, episodes: list[Episode]) -> dict[str, float]:
     """How well the implicit reward tracks the true game reward over ``episodes``.
 
     ``step_*``: per-step correlation over all steps of all episodes; ``return_*``: correlation of
     summed implicit reward with episode return (NaN with fewer than 3 episodes).
     """
-    implicit = [implicit_rewards(q_net, episode, alpha=alpha, gamma=gamma) for episode in episodes]
+    implicit = [implicit_rewards(agent, episode) for episode in episodes]
     true = [episode.rewards for episode in episodes]
     steps_implicit, steps_true = np.concatenate(implicit), np.concatenate(true)
     returns_implicit = np.array([rewards.sum() for rewards in implicit])

@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from visual_iq.demos import DemoError, load_episode, load_episodes, summarize, episode_paths
+from visual_iq.demos import episode_paths, load_episode, load_episodes, summarize
+from visual_iq.errors import DemoError, VisualIQError
 
 
 def write_video(frames: np.ndarray, out: str | Path, *, fps: int = 30, scale: int = 4) -> Path:
@@ -80,6 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except DemoError as error:
+    except VisualIQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from visual_iq.module import export_agent
+from visual_iq.agent import export_agent
+from visual_iq.errors import VisualIQError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out = export_agent(args.ckpt, args.out)
-    except ValueError as error:
+    except VisualIQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): use it with visual-iq test/validate --ckpt_path, "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from visual_iq.demos import DemoError
-from visual_iq.envs import EnvSettings, EnvSettingsError
+from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings
+from visual_iq.errors import VisualIQError
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="tools/record.py",
         description="Record Atari demonstrations, one compressed file per finished episode.",
@@ -23,34 +23,50 @@ def main(argv: list[str] | None = None) -> int:
                         help="episodes to record (default: 1; human: until the window is closed)")
     parser.add_argument("--out", required=True, help="directory; episodes are added after existing ones")
     parser.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
-    parser.add_argument("--sticky", type=float, default=0.25, help="sticky-action probability")
-    parser.add_argument("--noop-max", type=int, default=30, help="random no-ops after reset")
+    parser.add_argument("--sticky", type=float, default=STICKY_ACTIONS, help="sticky-action probability")
+    parser.add_argument("--noop-max", type=int, default=NOOP_MAX, help="random no-ops after reset")
+    parser.add_argument("--frame-skip", type=int, default=4,
+                        help="human/expert: emulator frames per agent step (agent: the checkpoint's)")
+    parser.add_argument("--stack-size", type=int, default=4,
+                        help="human/expert: frames per observation (agent: the checkpoint's)")
+    parser.add_argument("--terminal-on-life-loss", action="store_true",
+                        help="human/expert: end an episode when a life is lost")
     parser.add_argument("--fps", type=int, default=15, help="human: agent steps per second (15 = real time)")
     parser.add_argument("--ckpt", default=None, help="agent: checkpoint path")
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="expert: probability of executing a random action instead of the expert's "
                              "(the expert's action is recorded; DART-style recovery demos)")
     args = parser.parse_args(argv)
+    if args.source == "agent" and args.ckpt is None:
+        parser.error("--source agent needs --ckpt PATH")
+    return args
+
+
+def settings_from_args(args: argparse.Namespace) -> EnvSettings:
+    """The env settings a human or expert recording uses."""
+    return EnvSettings(args.game or "Pong", sticky_actions=args.sticky, noop_max=args.noop_max,
+                       frame_skip=args.frame_skip, stack_size=args.stack_size,
+                       terminal_on_life_loss=args.terminal_on_life_loss)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         if args.source == "agent":
-            if args.ckpt is None:
-                parser.error("--source agent needs --ckpt PATH")
             from visual_iq.recording import record_agent
 
             record_agent(args.ckpt, args.out, episodes=args.episodes or 1, seed=args.seed, game=args.game,
                          sticky_actions=args.sticky, noop_max=args.noop_max)
-            return 0
-        settings = EnvSettings(args.game or "Pong", sticky_actions=args.sticky, noop_max=args.noop_max)
-        if args.source == "human":
+        elif args.source == "human":
             from visual_iq.recording import record_human
 
-            record_human(settings, args.out, episodes=args.episodes, seed=args.seed, fps=args.fps)
+            record_human(settings_from_args(args), args.out, episodes=args.episodes, seed=args.seed, fps=args.fps)
         else:
             from visual_iq.recording import record_expert
 
-            record_expert(settings, args.out, episodes=args.episodes or 1, seed=args.seed,
+            record_expert(settings_from_args(args), args.out, episodes=args.episodes or 1, seed=args.seed,
                           action_noise=args.action_noise)
-    except (DemoError, EnvSettingsError, ValueError) as error:
+    except VisualIQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_iq.demos import DemoError, Episode, load_episodes
-from visual_iq.module import load_agent
+from visual_iq.agent import load_agent
+from visual_iq.demos import Episode, load_episodes
+from visual_iq.errors import DemoError, VisualIQError
 from visual_iq.rewards import implicit_rewards, reward_correlations
 
 
@@ -59,14 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         episodes = load_episodes(args.demos, limit=args.episodes)
         agent = load_agent(args.ckpt, episodes[0].settings)
-        alpha, gamma = agent.hparams.alpha, agent.hparams.gamma
         result = {"episodes": len(episodes), "steps": int(sum(e.length for e in episodes)),
-                  **reward_correlations(agent.q_net, episodes, alpha=alpha, gamma=gamma)}
+                  **reward_correlations(agent, episodes)}
         if not args.no_plot:
-            implicit = implicit_rewards(agent.q_net, episodes[0], alpha=alpha, gamma=gamma)
+            implicit = implicit_rewards(agent, episodes[0])
             title = f"{episodes[0].settings.game}: implicit reward along episode 0 of {args.demos}"
             result["plot"] = str(plot_episode_rewards(implicit, episodes[0], args.plot, title))
-    except (DemoError, ValueError) as error:
+    except VisualIQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -1,7 +1,12 @@
-"""The inverse soft-Q (IQ-Learn) objective, Garg et al. 2021, eq. (10)-(12), as one pure function.
+"""The objectives on soft-Q values, as pure tensor functions: IQ-Learn and the two baselines.
 
-With soft value V(s) = α·logsumexp(Q(s,·)/α) and implicit reward r(s,a) = Q(s,a) − γ(1−d)V(s'),
-the loss minimised over Q is
+With soft value V(s) = α·logsumexp(Q(s,·)/α), every method here reads the same implicit reward
+
+    r(s,a) = Q(s,a) − γ(1−d)·V(s')                      (`implicit_reward`)
+
+where ``d`` is `terminated` only: truncated episodes bootstrap.
+
+**IQ-Learn** (Garg et al. 2021, eq. (10)-(12)) minimises over Q
 
     L = −E_expert[r(s,a)]                                  (make expert actions rewarding)
         + value term                                       (keep every other action cheap)
@@ -12,7 +17,14 @@ with value term, by variant:
     value:         E_expert∪policy[V(s) − γ(1−d)V(s')] online, expert and policy states
     v0:            (1−γ)·E_ρ0[V(s0)]                    offline, initial states
 and E_χ² over expert samples (offline variants) or expert and policy samples (``value``),
-as in the official implementation. ``d`` is `terminated` only: truncated episodes bootstrap.
+as in the official implementation.
+
+**Behavioural cloning** fits π(a|s) = softmax(Q(s,·)/α) to the expert's actions:
+L_BC = −E_expert[log π(a|s)].
+
+**SQIL** (Reddy et al. 2020) is soft Q-learning with a fixed reward, 1 on expert transitions and
+0 on the agent's own: L_SQIL = E_expert∪policy[(Q(s,a) − (r + γ(1−d)·V(s')))²]. It needs policy
+samples, so it only runs online.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 Variant = Literal["value_expert", "value", "v0"]
@@ -29,6 +42,21 @@ VARIANTS: tuple[str, ...] = ("value_expert", "value", "v0")
 def soft_value(q: Tensor, alpha: float) -> Tensor:
     """V(s) = α·logsumexp(Q(s,·)/α) over the last (action) dimension."""
     return alpha * torch.logsumexp(q / alpha, dim=-1)
+
+
+def taken(q: Tensor, actions: Tensor) -> Tensor:
+    """Q(s,a) of the taken actions: (B, A), (B,) -> (B,)."""
+    return q.gather(1, actions.long().unsqueeze(1)).squeeze(1)
+
+
+def discounted_next_value(next_v: Tensor, terminated: Tensor, gamma: float) -> Tensor:
+    """γ(1−d)·V(s'): what the next state is worth now (nothing after a terminal state)."""
+    return gamma * (1.0 - terminated.float()) * next_v
+
+
+def implicit_reward(q_taken: Tensor, next_v: Tensor, terminated: Tensor, gamma: float) -> Tensor:
+    """r(s,a) = Q(s,a) − γ(1−d)·V(s'): the reward a soft-Q function implies."""
+    return q_taken - discounted_next_value(next_v, terminated, gamma)
 
 
 def iq_loss(
@@ -65,17 +93,15 @@ def iq_loss(
     if variant not in VARIANTS:
         raise ValueError(f"unknown IQ variant {variant!r}; choose one of {VARIANTS}")
     is_expert = is_expert.bool()
-    not_done = 1.0 - terminated.float()
-    q_taken = q.gather(1, actions.long().unsqueeze(1)).squeeze(1)
     v = soft_value(q, alpha)
-    discounted_next_v = gamma * not_done * next_v
-    reward = q_taken - discounted_next_v
+    reward = implicit_reward(taken(q, actions), next_v, terminated, gamma)
+    value_step = v - discounted_next_value(next_v, terminated, gamma)
 
     reward_loss = -reward[is_expert].mean()
     if variant == "value_expert":
-        value_loss = (v - discounted_next_v)[is_expert].mean()
+        value_loss = value_step[is_expert].mean()
     elif variant == "value":
-        value_loss = (v - discounted_next_v).mean()
+        value_loss = value_step.mean()
     else:
         if initial_v is None:
             raise ValueError("the v0 variant needs initial_v, the values of initial states")
@@ -95,4 +121,27 @@ def iq_loss(
         chi2_loss = (regularised**2).mean() / (4.0 * chi2_alpha)
         loss = loss + chi2_loss
         metrics["chi2_loss"] = chi2_loss.detach()
+    return loss, metrics
+
+
+def bc_loss(q: Tensor, actions: Tensor, is_expert: Tensor, *, alpha: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """Cross-entropy of softmax(Q/α) on the expert rows' actions; metrics: ``bc_loss``."""
+    is_expert = is_expert.bool()
+    loss = F.cross_entropy(q[is_expert] / alpha, actions[is_expert].long())
+    return loss, {"bc_loss": loss.detach()}
+
+
+def sqil_loss(
+    q: Tensor, actions: Tensor, next_v: Tensor, terminated: Tensor, is_expert: Tensor, *, gamma: float
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Soft Q-learning towards r + γ(1−d)V(s') with r = 1 on expert and 0 on policy rows.
+
+    Metrics: ``td_loss``, ``q_taken_expert`` and (if any policy rows) ``q_taken_policy``.
+    """
+    is_expert = is_expert.bool()
+    q_taken = taken(q, actions)
+    loss = F.mse_loss(q_taken, is_expert.float() + discounted_next_value(next_v, terminated, gamma))
+    metrics = {"td_loss": loss.detach(), "q_taken_expert": q_taken[is_expert].detach().mean()}
+    if (~is_expert).any():
+        metrics["q_taken_policy"] = q_taken[~is_expert].detach().mean()
     return loss, metrics

@@ -71,15 +71,6 @@ def catch_expert_action(env: gym.Env) -> int:
 
 
 def register() -> None:
+    """Make ``gym.make("visual_iq/Catch-v0")`` work (called when the package is imported)."""
     if "visual_iq/Catch-v0" not in gym.registry:
         gym.register("visual_iq/Catch-v0", entry_point=CatchEnv)
-
-
-def record_catch_expert(out, episodes: int, seed: int = 0, balls: int = 5):
-    """Record ``episodes`` optimal Catch episodes into ``out`` (for tests and examples)."""
-    from visual_iq.envs import EnvSettings, make_env
-    from visual_iq.recording import record_episodes
-
-    env = make_env(EnvSettings("visual_iq/Catch-v0"))
-    return record_episodes(env, lambda _obs: catch_expert_action(env), out, episodes=episodes,
-                           source="expert", seed=seed, progress=lambda _message: None)

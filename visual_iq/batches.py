@@ -1,0 +1,75 @@
+"""The training batches: expert transitions, plus as many of the agent's own online, as tensors.
+
+`BatchSource` owns what sampling needs (the expert and policy replay buffers, the random
+generator, the augmentation) and its own checkpoint state, so that a resumed run continues the
+same random stream over the same replay. `BatchStream` hands its batches to Lightning as an
+endless dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from visual_iq.augment import random_shift
+from visual_iq.buffer import FrameReplayBuffer
+
+BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
+
+
+class BatchSource:
+    """Samples ``batch_size`` expert transitions (and ``batch_size`` policy ones if ``policy``).
+
+    A batch is a dict of tensors: ``observations`` and ``next_observations`` (uint8, shifted by
+    up to ``augment_shift`` pixels), ``actions``, ``terminated``, ``is_expert`` (the first
+    ``batch_size`` rows), and ``initial_observations`` (episode starts of the demos) if
+    ``initial_states``.
+    """
+
+    def __init__(self, expert: FrameReplayBuffer, policy: FrameReplayBuffer | None = None, *, batch_size: int,
+                 augment_shift: int = 0, initial_states: bool = False, seed: int = 0) -> None:
+        self.expert, self.policy = expert, policy
+        self.batch_size, self.augment_shift, self.initial_states = batch_size, augment_shift, initial_states
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        parts = [self.expert.sample(self.batch_size, self.rng)]
+        if self.policy is not None:
+            parts.append(self.policy.sample(self.batch_size, self.rng))
+        batch = {key: torch.cat([getattr(part, key) for part in parts]) for key in BATCH_KEYS}
+        batch["is_expert"] = torch.arange(len(batch["actions"])) < self.batch_size
+        if self.initial_states:
+            batch["initial_observations"] = self.expert.sample_initial_observations(self.batch_size, self.rng)
+        for key in ("observations", "next_observations", "initial_observations"):
+            if key in batch:
+                batch[key] = random_shift(batch[key], self.augment_shift, self.rng)
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The random generator's state and the policy replay (as tensors, for ``torch.save``)."""
+        state: dict[str, Any] = {"sampling_rng": self.rng.bit_generator.state}
+        if self.policy is not None:
+            state["policy_buffer"] = {key: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+                                      for key, value in self.policy.state_dict().items()}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "sampling_rng" in state:
+            self.rng.bit_generator.state = state["sampling_rng"]
+        if self.policy is not None and "policy_buffer" in state:
+            self.policy.load_state_dict({key: value.numpy() if isinstance(value, torch.Tensor) else value
+                                         for key, value in state["policy_buffer"].items()})
+
+
+class BatchStream(IterableDataset):
+    """An endless stream of ``sample()`` batches; use with ``DataLoader(batch_size=None)``."""
+
+    def __init__(self, sample: Callable[[], dict[str, torch.Tensor]]) -> None:
+        self.sample = sample
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        while True:
+            yield self.sample()

@@ -1,0 +1,156 @@
+"""The training objective, chosen once: IQ-Learn, behavioural cloning or SQIL.
+
+Each is a small configured callable ``objective(q_net, target_net, batch) -> (loss, metrics, q)``
+over one batch (`visual_iq.batches`): it runs the networks and hands the Q values to the pure
+loss in `visual_iq.losses`. ``q`` (the online Q of the batch states) comes back for logging.
+`soft_q_diagnostics` are the figures every method logs about its Q values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from visual_iq.errors import ConfigError
+from visual_iq.losses import VARIANTS, Variant, bc_loss, iq_loss, soft_value, sqil_loss
+
+Method = Literal["iq", "bc", "sqil"]
+METHODS: tuple[str, ...] = ("iq", "bc", "sqil")
+Batch = dict[str, Tensor]
+
+
+class Objective(Protocol):
+    needs_initial_states: bool
+    """Whether batches must carry ``initial_observations`` (episode starts)."""
+
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        ...
+
+
+@dataclass(frozen=True)
+class IQObjective:
+    """Inverse soft-Q learning: `iq_loss` with V(s') from the target network (no gradient).
+
+    ``grad_penalty`` > 0 adds w·(‖∇_s V(s)‖ − 1)² at random interpolations of expert and policy
+    states (online only).
+    """
+
+    alpha: float
+    gamma: float
+    variant: Variant = "value_expert"
+    chi2_alpha: float | None = 0.5
+    grad_penalty: float = 0.0
+
+    @property
+    def needs_initial_states(self) -> bool:
+        return self.variant == "v0"
+
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        observations, is_expert = batch["observations"], batch["is_expert"]
+        q = q_net(observations)
+        with torch.no_grad():
+            next_v = soft_value(target_net(batch["next_observations"]), self.alpha)
+        initial_v = soft_value(q_net(batch["initial_observations"]), self.alpha) if self.needs_initial_states else None
+        loss, metrics = iq_loss(q, batch["actions"], next_v, batch["terminated"], is_expert, alpha=self.alpha,
+                                gamma=self.gamma, variant=self.variant, chi2_alpha=self.chi2_alpha, initial_v=initial_v)
+        if self.grad_penalty > 0:
+            penalty = gradient_penalty(q_net, observations[is_expert], observations[~is_expert], self.alpha)
+            loss = loss + self.grad_penalty * penalty
+            metrics["grad_penalty"] = penalty.detach()
+        return loss, metrics, q
+
+
+@dataclass(frozen=True)
+class BCObjective:
+    """Behavioural cloning of softmax(Q/α) on the expert rows."""
+
+    alpha: float
+    needs_initial_states = False
+
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        q = q_net(batch["observations"])
+        loss, metrics = bc_loss(q, batch["actions"], batch["is_expert"], alpha=self.alpha)
+        return loss, metrics, q
+
+
+@dataclass(frozen=True)
+class SQILObjective:
+    """Soft Q-learning with reward 1 on expert and 0 on policy rows; V(s') from the target network."""
+
+    alpha: float
+    gamma: float
+    needs_initial_states = False
+
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        q = q_net(batch["observations"])
+        with torch.no_grad():
+            next_v = soft_value(target_net(batch["next_observations"]), self.alpha)
+        loss, metrics = sqil_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"], gamma=self.gamma)
+        return loss, metrics, q
+
+
+def make_objective(method: str, *, online: bool, alpha: float, gamma: float, variant: str = "value_expert",
+                   chi2_alpha: float | None = 0.5, grad_penalty: float = 0.0) -> Objective:
+    """The configured objective; settings that cannot work together raise `ConfigError`."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown IQ variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if grad_penalty > 0 and (method != "iq" or not online):
+        raise ConfigError("grad_penalty is a term of online IQ-Learn: it needs method: iq and online: true")
+    if method == "sqil":
+        if not online:
+            raise ConfigError("sqil learns from policy samples (reward 0) as well as expert ones: set online: true")
+        return SQILObjective(alpha, gamma)
+    if method == "bc":
+        return BCObjective(alpha)
+    return IQObjective(alpha, gamma, variant, chi2_alpha, grad_penalty)  # type: ignore[arg-type]
+
+
+def gradient_penalty(q_net: nn.Module, expert: Tensor, policy: Tensor, alpha: float) -> Tensor:
+    """(‖∇_s V(s)‖ − 1)² at random interpolations of expert and policy states."""
+    count = min(len(expert), len(policy))
+    mix = torch.rand(count, 1, 1, 1, device=expert.device)
+    states = (mix * expert[:count].float() + (1 - mix) * policy[:count].float()).requires_grad_(True)
+    v = soft_value(q_net(states), alpha)
+    (gradient,) = torch.autograd.grad(v.sum(), states, create_graph=True)
+    return ((gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def action_agreement(q: Tensor, actions: Tensor) -> dict[str, Tensor]:
+    """How well the greedy policy argmax Q matches the demonstrator's ``actions``.
+
+    ``expert_action_accuracy``: share of states where it picks the demonstrated action.
+    ``expert_action_base_rate``: the accuracy of always playing the most common demonstrated
+    action (a policy collapsed to NOOP scores this much on Pong demos, ~0.77).
+    ``expert_action_balanced_accuracy``: per-action recall averaged over the actions present, so
+    a collapse to one action scores 1/(number of actions present).
+    """
+    predicted = q.argmax(dim=1)
+    counts = torch.bincount(actions, minlength=q.shape[1]).float()
+    hits = torch.bincount(actions[predicted == actions], minlength=q.shape[1]).float()
+    present = counts > 0
+    return {
+        "expert_action_accuracy": (predicted == actions).float().mean(),
+        "expert_action_base_rate": counts.max() / counts.sum(),
+        "expert_action_balanced_accuracy": (hits[present] / counts[present]).mean(),
+    }
+
+
+@torch.no_grad()
+def soft_q_diagnostics(q: Tensor, actions: Tensor, is_expert: Tensor, alpha: float) -> dict[str, Tensor]:
+    """Max Q, soft value V and policy entropy on expert (and policy) rows, and `action_agreement`."""
+    q = q.detach()
+    v = soft_value(q, alpha)
+    log_pi = torch.log_softmax(q / alpha, dim=1)
+    entropy = -(log_pi.exp() * log_pi).sum(dim=1)
+    metrics = {}
+    for name, rows in (("expert", is_expert), ("policy", ~is_expert)):
+        if rows.any():
+            metrics[f"q_{name}"] = q[rows].max(dim=1).values.mean()
+            metrics[f"v_{name}"] = v[rows].mean()
+            metrics[f"entropy_{name}"] = entropy[rows].mean()
+    return {**metrics, **action_agreement(q[is_expert], actions[is_expert])}
