@@ -5,14 +5,11 @@ import torch
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.collector import Collector
 from visual_iq.demos import load_episodes
-from visual_iq.envs import EnvSettings, make_env
+from visual_iq.envs import make_env
 from visual_iq.recording import record_episodes
 
-SETTINGS = EnvSettings("visual_iq/Catch-v0")
-
-
-def test_expert_buffer_stacks_match_the_env(tmp_path):
-    env = make_env(SETTINGS)
+def test_expert_buffer_stacks_match_the_env(tmp_path, catch_settings):
+    env = make_env(catch_settings)
     rng = np.random.default_rng(0)
     record_episodes(env, lambda _o: int(rng.integers(3)), tmp_path, episodes=3, source="agent",
                     progress=lambda _m: None)
@@ -66,9 +63,9 @@ def test_memory_per_transition():
     assert per_transition <= 7.5 * 1024
 
 
-def test_collector_fills_buffer_and_resume_round_trip():
+def test_collector_fills_buffer_and_resume_round_trip(catch_settings):
     buffer = FrameReplayBuffer(capacity=100, num_streams=2)
-    collector = Collector(SETTINGS, 2, buffer, seed=0)
+    collector = Collector(catch_settings, 2, buffer, seed=0)
     rng = np.random.default_rng(0)
     collector.collect(lambda obs: rng.integers(3, size=len(obs)), steps=70)
     assert collector.env_steps == 2 * 70 - 2 * 2  # the two reset steps after episode ends do not count

@@ -194,9 +194,21 @@ def test_reward_tool_reports_correlations_and_plots(smoke_run, tmp_path, capsys)
                         "--plot", str(plot), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["episodes"] == 4 and result["steps"] == 4 * 30
-    for key in ("step_pearson", "step_spearman", "return_pearson", "return_spearman"):
-        assert key in result
-    assert -1.0 <= result["step_pearson"] <= 1.0
+    # the same figures computed independently, in numpy, from the network's Q values
+    agent, episodes = load_agent(last), load_episodes("tests/data/catch", limit=4)
+    implicit, true = [], []
+    for episode in episodes:
+        q = agent.q_values(episode.observations()).numpy().astype(np.float64)
+        alpha, gamma = agent.alpha, agent.gamma
+        v = alpha * np.log(np.exp((q - q.max(1, keepdims=True)) / alpha).sum(1)) + q.max(1)
+        taken = q[np.arange(episode.length), episode.actions]
+        implicit.append(taken - gamma * (1 - episode.terminated) * v[1:])
+        true.append(episode.rewards)
+    step_pearson = np.corrcoef(np.concatenate(implicit), np.concatenate(true))[0, 1]
+    assert result["step_pearson"] == pytest.approx(step_pearson, abs=1e-4)
+    assert np.isfinite(result["step_spearman"])
+    # every demo episode returns +5: a correlation with the return is undefined, and reported as such
+    assert np.isnan(result["return_pearson"]) and np.isnan(result["return_spearman"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a checkpoint of another game is refused with one clear error
     assert reward_main(["--ckpt", str(last), "--demos", "demos/pong", "--episodes", "1", "--no-plot"]) == 2
@@ -207,3 +219,56 @@ def test_no_checkpoints_when_checkpointing_is_disabled(tmp_path):
     assert _fit(tmp_path, "--trainer.enable_checkpointing", "false", "--trainer.max_steps", "10",
                 "--trainer.default_root_dir", str(tmp_path)) == 0
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def _test_command(config, ckpt, tmp_path):
+    return main(["test", "--config", config, "--ckpt_path", str(ckpt), "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path)])
+
+
+def _assert_one_line_error(capfd, expected):
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("visual-iq: error:")]
+    assert len(lines) == 1 and expected in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_unreadable_checkpoints_are_one_clear_error(smoke_run, tmp_path, capfd):
+    random_bytes = tmp_path / "random.ckpt"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert _test_command("conf/smoke.yaml", random_bytes, tmp_path) == 1
+    _assert_one_line_error(capfd, f"{random_bytes}: not a visual-iq checkpoint")
+    truncated = tmp_path / "truncated.ckpt"
+    whole = (smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt").read_bytes()
+    truncated.write_bytes(whole[: len(whole) // 2])
+    assert _test_command("conf/smoke.yaml", truncated, tmp_path) == 1
+    _assert_one_line_error(capfd, f"{truncated}: not a visual-iq checkpoint")
+
+
+def test_checkpoint_of_another_game_than_the_config_is_refused(tmp_path, capfd):
+    assert _test_command("conf/breakout.yaml", "agents/pong_iq.ckpt", tmp_path) == 1
+    _assert_one_line_error(capfd, "agents/pong_iq.ckpt is a Pong agent but the config trains and evaluates Breakout")
+
+
+@pytest.mark.parametrize("setting, value, expected", [
+    ("alpha", "0", "invalid setting(s): alpha=0.0"),
+    ("batch_size", "0", "invalid setting(s): batch_size=0"),
+    ("gamma", "1", "invalid setting(s): gamma=1.0"),
+    ("num_demos", "1000", "tests/data/catch: asked for 1000 demo episodes, the directory holds 20"),
+    ("method", "sqil", "sqil learns from policy samples"),
+    ("frame_skip", "2", "demos in tests/data/catch was made with different env settings: frame_skip: 4 != 2"),
+])
+def test_invalid_settings_are_one_clear_error(tmp_path, capfd, setting, value, expected):
+    assert _fit(tmp_path, f"--model.{setting}", value) == 1
+    _assert_one_line_error(capfd, expected)
+
+
+def test_programming_errors_keep_their_traceback(tmp_path, monkeypatch):
+    import visual_iq.objectives
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr(visual_iq.objectives, "iq_loss", broken)
+    with pytest.raises(ValueError, match="a bug, not bad input"):
+        _fit(tmp_path)

@@ -1,19 +1,26 @@
-"""The shipped Pong agent loads as a small exported checkpoint for the shipped observation settings."""
+"""The shipped Pong agent loads as a small exported checkpoint and plays like the demonstrator."""
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from visual_iq.envs import EnvSettings
 from visual_iq.agent import load_agent
+from visual_iq.demos import episode_paths, load_episode
+from visual_iq.envs import EnvSettings
+from visual_iq.objectives import action_agreement
 
 AGENT = Path("agents/pong_iq.ckpt")
 
 
-def test_shipped_agent_loads_and_acts():
+def test_shipped_agent_picks_the_experts_actions():
     assert AGENT.stat().st_size < 10_000_000
     agent = load_agent(AGENT, EnvSettings("Pong"))
     assert agent.settings.game == "Pong" and agent.hyper_parameters["method"] == "iq"
-    observations = np.zeros((2, 4, 84, 84), np.uint8)
-    actions = agent.act(observations)
-    assert actions.shape == (2,) and np.all((0 <= actions) & (actions < 6))
+    episode = load_episode(episode_paths("demos/pong")[0])
+    q = agent.q_values(episode.observations()[:1000])
+    agreement = action_agreement(q, torch.from_numpy(episode.actions[:1000].astype(np.int64)))
+    # Measured: accuracy 0.97 where always-NOOP scores 0.73, and 0.97 recall averaged over the
+    # demonstrated actions (a policy stuck on NOOP would score 1/3 there).
+    assert agreement["expert_action_accuracy"] > agreement["expert_action_base_rate"] + 0.15
+    assert agreement["expert_action_balanced_accuracy"] > 0.9

@@ -119,3 +119,12 @@ def export_agent(ckpt_path: str | Path, out_path: str | Path) -> Path:
         "env_settings": checkpoint["env_settings"],
     }
     return atomic_write(out_path, lambda file: torch.save(exported, file))
+
+
+def with_target_network(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A Lightning state dict for a training module: an exported agent stores only ``q_net``, and
+    its target network starts as a copy of it."""
+    if any(key.startswith("target_net.") for key in state_dict):
+        return state_dict
+    return {**state_dict, **{"target_net." + key[len(NETWORK_PREFIX):]: value
+                             for key, value in state_dict.items() if key.startswith(NETWORK_PREFIX)}}

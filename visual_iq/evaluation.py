@@ -7,9 +7,12 @@ best checkpoint is not the evaluation that selected it: their env seeds start at
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 from visual_iq.demos import Episode, EpisodeBuilder
 from visual_iq.envs import EnvSettings
@@ -73,3 +76,15 @@ def evaluate(
         rollout.close()
     episode = first.finish("agent") if first is not None and first.actions else None
     return EvaluationResult(returns, lengths, episode)
+
+
+def log_video(logger: Any, tag: str, frames: np.ndarray, step: int, max_frames: int = 600) -> None:
+    """Log (T, H, W) uint8 frames as a GIF to a TensorBoard logger (other loggers: nothing)."""
+    experiment = getattr(logger, "experiment", None)
+    if experiment is None or not hasattr(experiment, "add_video"):
+        return
+    # add_video imports moviepy, whose pygame preview would otherwise probe for a display and audio.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    clip = torch.from_numpy(frames[:max_frames]).unsqueeze(1).unsqueeze(0)  # (1, T, 1, H, W)
+    experiment.add_video(tag, clip.repeat(1, 1, 3, 1, 1), step, fps=15)

@@ -11,7 +11,6 @@ LightningCLI exposes it in the YAML config.
 from __future__ import annotations
 
 import copy
-import os
 import time
 from typing import Any
 
@@ -21,15 +20,16 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, IterableDataset
 
-from visual_iq.agent import NETWORK_PREFIX, SoftQAgent
+from visual_iq.agent import SoftQAgent, with_target_network
 from visual_iq.batches import BatchSource, BatchStream
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.collector import Collector
 from visual_iq.demos import load_episodes
 from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, check_observation_settings,
                             num_actions)
-from visual_iq.errors import CheckpointError, ConfigError, EnvSettingsError, TrainingDiverged
-from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate
+from visual_iq.errors import CheckpointError, EnvSettingsError, TrainingDiverged
+from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video
+from visual_iq.hyperparameters import check_hyperparameters
 from visual_iq.losses import Variant
 from visual_iq.networks import Precision, build_q_network, polyak_update, resolve_precision
 from visual_iq.objectives import Method, make_objective, soft_q_diagnostics
@@ -126,7 +126,7 @@ class IQLearn(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        check_settings(self.hparams)
+        check_hyperparameters(self.hparams)
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
                                     stack_size=stack_size, terminal_on_life_loss=terminal_on_life_loss)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
@@ -241,17 +241,7 @@ class IQLearn(L.LightningModule):
         self.log_dict(metrics, prog_bar=False)
         self.log("eval_return", result.mean, prog_bar=True, logger=False)
         if hp.eval_video and episode is not None:
-            self._log_video(episode.frames)
-
-    def _log_video(self, frames: np.ndarray, max_frames: int = 600) -> None:
-        experiment = getattr(self.logger, "experiment", None)
-        if experiment is None or not hasattr(experiment, "add_video"):
-            return
-        # add_video imports moviepy, whose pygame preview would otherwise probe for a display and audio.
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-        clip = torch.from_numpy(frames[:max_frames]).unsqueeze(1).unsqueeze(0)  # (1, T, 1, H, W)
-        experiment.add_video("eval/video", clip.repeat(1, 1, 3, 1, 1), self.global_step, fps=15)
+            log_video(self.logger, "eval/video", episode.frames, self.global_step)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         result = self._evaluate(TEST_SEED, record_first=False)
@@ -288,31 +278,6 @@ class IQLearn(L.LightningModule):
             if self.trainer.state.fn == "fit":
                 raise CheckpointError("an exported agent checkpoint holds only the network, not the optimizer "
                                       "or replay state: it can be tested, recorded and analysed, not resumed")
-            checkpoint["state_dict"] = _with_target_network(checkpoint["state_dict"])
+            checkpoint["state_dict"] = with_target_network(checkpoint["state_dict"])
         if self.batches is not None:
             self.batches.load_state_dict(checkpoint)
-
-
-def check_settings(hp: Any) -> None:
-    """Refuse settings outside their valid range with a `ConfigError` naming the setting and value."""
-    rules = {
-        "alpha": hp.alpha > 0, "gamma": 0 <= hp.gamma < 1, "lr": hp.lr > 0, "batch_size": hp.batch_size >= 1,
-        "num_demos": hp.num_demos is None or hp.num_demos >= 1,
-        "chi2_alpha": hp.chi2_alpha is None or hp.chi2_alpha > 0, "grad_penalty": hp.grad_penalty >= 0,
-        "augment_shift": hp.augment_shift >= 0, "target_tau": 0 < hp.target_tau <= 1,
-        "target_update_interval": hp.target_update_interval >= 1, "num_envs": hp.num_envs >= 1,
-        "env_steps_per_update": hp.env_steps_per_update >= 1, "buffer_capacity": hp.buffer_capacity >= 2,
-        "learning_starts": hp.learning_starts >= 0, "eval_episodes": hp.eval_episodes >= 1,
-    }
-    bad = [f"{name}={hp[name]!r}" for name, valid in rules.items() if not valid]
-    if bad:
-        raise ConfigError("invalid setting(s): " + ", ".join(bad) + " (alpha, lr, chi2_alpha, target_tau > 0; "
-                          "0 <= gamma < 1; target_tau <= 1; counts >= 1; buffer_capacity >= 2)")
-
-
-def _with_target_network(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An exported agent stores only ``q_net``; its target network starts as a copy of it."""
-    if any(key.startswith("target_net.") for key in state_dict):
-        return state_dict
-    return {**state_dict, **{"target_net." + key[len(NETWORK_PREFIX):]: value
-                             for key, value in state_dict.items() if key.startswith(NETWORK_PREFIX)}}

@@ -1,0 +1,60 @@
+"""The scripted look-ahead experts behind the shipped demos: each game's plan wins points and loses none."""
+
+import numpy as np
+import pytest
+
+from visual_iq.demos import load_episode
+from visual_iq.envs import EnvSettings, make_env
+from visual_iq.errors import ConfigError
+from visual_iq.experts import LookaheadExpert
+from visual_iq.recording import record_expert
+
+
+@pytest.mark.parametrize("game, steps, paddle_targets", [
+    ("Pong", 400, range(38, 206, 6)),  # paddle y candidates
+    ("Breakout", 120, range(55, 200, 5)),  # paddle x candidates
+])
+def test_expert_plans_for_its_game_and_scores(game, steps, paddle_targets):
+    env = make_env(EnvSettings(game, sticky_actions=0.0, noop_max=0))
+    expert = LookaheadExpert(env)
+    env.reset(seed=3)
+    expert.reset()
+    rewards, targets, lives = [], set(), []
+    for _ in range(steps):
+        _, reward, terminated, truncated, info = env.step(expert())
+        rewards.append(reward)
+        lives.append(info["lives"])
+        if expert.target is not None:
+            targets.add(expert.target)
+    rewards = np.array(rewards)
+    assert targets and targets <= set(paddle_targets)  # it planned, with this game's paddle positions
+    assert (rewards > 0).sum() >= 1 and not (rewards < 0).any()  # scored, never lost a point
+    assert lives[-1] == lives[0]  # Breakout: no life lost (Pong reports 0 lives throughout)
+
+
+def test_no_expert_for_other_games():
+    with pytest.raises(ConfigError, match="no scripted expert for Seaquest; experts exist for Pong, Breakout"):
+        LookaheadExpert(make_env("Seaquest"))
+
+
+def test_action_noise_is_recorded_and_changes_the_executed_play(tmp_path):
+    settings = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=800)
+    quiet = record_expert(settings, tmp_path / "quiet", episodes=1, seed=5, progress=lambda _m: None)
+    noisy = record_expert(settings, tmp_path / "noisy", episodes=1, seed=5, action_noise=0.5, progress=lambda _m: None)
+    quiet, noisy = load_episode(quiet[0]), load_episode(noisy[0])
+    assert quiet.extra["action_noise"] == 0.0 and noisy.extra["action_noise"] == 0.5
+    assert not np.array_equal(quiet.frames, noisy.frames)  # random actions were executed
+
+
+def test_record_tool_passes_env_flags_and_action_noise(monkeypatch, tmp_path):
+    import visual_iq.recording
+    from visual_iq.tools.record import main
+
+    calls = []
+    monkeypatch.setattr(visual_iq.recording, "record_expert", lambda settings, out, **kwargs: calls.append((settings, kwargs)))
+    assert main(["--source", "expert", "--game", "Breakout", "--out", str(tmp_path), "--frame-skip", "2",
+                 "--stack-size", "3", "--terminal-on-life-loss", "--action-noise", "0.2", "--sticky", "0"]) == 0
+    settings, kwargs = calls[0]
+    assert settings == EnvSettings("Breakout", frame_skip=2, stack_size=3, terminal_on_life_loss=True,
+                                   sticky_actions=0.0)
+    assert kwargs["action_noise"] == 0.2

@@ -1,0 +1,94 @@
+"""Training options that change the update: each one works through the module and does what it says."""
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from conftest import CATCH_DEMOS
+
+from visual_iq.batches import BatchSource
+from visual_iq.buffer import FrameReplayBuffer
+from visual_iq.demos import load_episodes
+from visual_iq.losses import soft_value
+from visual_iq.networks import build_q_network
+from visual_iq.objectives import IQObjective
+
+
+class _Watch(L.Callback):
+    """Records, at every batch end, the loss, the precision flag and whether the target network changed."""
+
+    def __init__(self) -> None:
+        self.bf16, self.target_changed, self.losses = [], [], []
+        self.previous = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        target = torch.cat([p.flatten() for p in module.target_net.parameters()]).clone()
+        self.target_changed.append(self.previous is not None and not torch.equal(target, self.previous))
+        self.previous = target
+        self.bf16.append(module.q_net.bf16_trunk)
+        self.losses.append(float(outputs["loss"]))
+
+
+ONLINE = {"online": True, "variant": "value", "num_envs": 2, "learning_starts": 64, "buffer_capacity": 300}
+
+
+@pytest.mark.parametrize("options", [
+    {"grad_penalty": 1.0, **ONLINE},
+    {"augment_shift": 4},
+    {"variant": "v0"},
+    {"precision": "bf16"},
+    {"target_update_interval": 3},
+    {"stack_size": 2},
+], ids=["grad_penalty", "augment_shift", "v0", "bf16", "target_update_interval", "stack_size"])
+def test_short_fit_with_option(train, options):
+    watch = _Watch()
+    model = train(12, callbacks=[watch], eval_episodes=2, **options)
+    assert len(watch.losses) == 12 and np.all(np.isfinite(watch.losses))
+    assert all(flag == (options.get("precision") == "bf16") for flag in watch.bf16)
+    interval = options.get("target_update_interval", 1)
+    # Callbacks run before the module's own hook, so batch k sees the target after k updates; the
+    # target moves once every `interval` updates.
+    assert watch.target_changed[1:] == [updates % interval == 0 for updates in range(1, 12)]
+    observation = np.zeros((1, model.hparams.stack_size, 84, 84), np.uint8)
+    assert model.agent.q_values(observation).dtype == torch.float32
+
+
+@pytest.fixture(scope="module")
+def catch_buffer():
+    return FrameReplayBuffer.from_episodes(load_episodes(CATCH_DEMOS, limit=4))
+
+
+def test_augment_shift_moves_observations_but_not_the_sampled_transitions(catch_buffer):
+    plain = BatchSource(catch_buffer, batch_size=64, seed=3).sample()
+    shifted = BatchSource(catch_buffer, batch_size=64, augment_shift=4, seed=3).sample()
+    assert torch.equal(plain["actions"], shifted["actions"])
+    assert not torch.equal(plain["observations"], shifted["observations"])
+    assert shifted["observations"].dtype == torch.uint8
+    # a shift moves pixels (edges are replicated) but keeps about the ball and paddle mass
+    ratio = shifted["observations"].float().sum() / plain["observations"].float().sum()
+    assert 0.8 < float(ratio) < 1.2
+
+
+def test_v0_variant_uses_episode_starts(catch_buffer):
+    batch = BatchSource(catch_buffer, batch_size=16, initial_states=True, seed=0).sample()
+    initial = batch["initial_observations"]
+    assert not initial[:, :3].any() and initial[:, 3].flatten(1).any(dim=1).all()  # one real frame, zero padding
+    q_net = build_q_network("small", 3)
+    objective = IQObjective(alpha=0.01, gamma=0.99, variant="v0", chi2_alpha=None)
+    _, metrics, _ = objective(q_net, q_net, batch)
+    with torch.no_grad():
+        expected = (1 - 0.99) * soft_value(q_net(initial), 0.01).mean()
+    assert metrics["value_loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_grad_penalty_is_added_with_its_weight(catch_buffer):
+    policy = FrameReplayBuffer.from_episodes(load_episodes(CATCH_DEMOS, limit=4)[2:])
+    batch = BatchSource(catch_buffer, policy, batch_size=16, seed=0).sample()
+    q_net = build_q_network("small", 3)
+    torch.manual_seed(0)
+    without, _, _ = IQObjective(alpha=0.01, gamma=0.99, variant="value")(q_net, q_net, batch)
+    torch.manual_seed(0)
+    loss, metrics, _ = IQObjective(alpha=0.01, gamma=0.99, variant="value", grad_penalty=10.0)(q_net, q_net, batch)
+    assert metrics["grad_penalty"] > 0
+    assert float(loss) == pytest.approx(float(without) + 10.0 * float(metrics["grad_penalty"]), rel=1e-5)
