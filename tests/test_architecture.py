@@ -6,8 +6,8 @@ from pathlib import Path
 PACKAGE = Path("visual_iq")
 # Lower layers first; a module may import only modules of lower layers (function-level imports included).
 LAYERS = [
-    {"errors", "files", "catch", "augment", "losses", "networks"},
-    {"envs", "objectives", "hyperparameters"},
+    {"errors", "files", "catch", "augment", "losses"},
+    {"envs", "networks", "objectives", "hyperparameters"},
     {"demos", "experts"},
     {"buffer", "rollout", "agent"},
     {"batches", "collector", "evaluation", "rewards", "recording", "curves"},
@@ -35,8 +35,7 @@ def _imports(path: Path) -> set[str]:
             else:
                 found.update(alias.name for alias in node.names if alias.name != "__version__")
         elif isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[1] for alias in node.names
-                         if alias.name.startswith("visual_iq.") and alias.name.count(".") >= 1)
+            found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("visual_iq."))
     return found
 
 

@@ -9,8 +9,9 @@ from conftest import CATCH_DEMOS
 
 from visual_iq.batches import BatchSource
 from visual_iq.buffer import FrameReplayBuffer
+from visual_iq.collector import env_steps_before_update
 from visual_iq.demos import load_episodes
-from visual_iq.losses import soft_value
+from visual_iq.losses import iq_loss, soft_value
 from visual_iq.networks import build_q_network
 from visual_iq.objectives import IQObjective
 
@@ -92,3 +93,38 @@ def test_grad_penalty_is_added_with_its_weight(catch_buffer):
     loss, metrics, _ = IQObjective(alpha=0.01, gamma=0.99, variant="value", grad_penalty=10.0)(q_net, q_net, batch)
     assert metrics["grad_penalty"] > 0
     assert float(loss) == pytest.approx(float(without) + 10.0 * float(metrics["grad_penalty"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("rate, expected", [(1.0, [1] * 8), (4.0, [4] * 8), (0.25, [0, 0, 0, 1, 0, 0, 0, 1]),
+                                            (0.5, [0, 1] * 4)])
+def test_env_steps_per_update_schedules_acting(rate, expected):
+    assert [env_steps_before_update(update, rate) for update in range(8)] == expected
+
+
+def test_online_with_uniform_warmup_and_an_env_step_every_4_updates(train):
+    model = train(8, online=True, variant="value", num_envs=2, learning_starts=300, buffer_capacity=400,
+                  warmup="uniform", env_steps_per_update=0.25, eval_episodes=1)
+    policy = model.batches.policy
+    assert policy.written == 1 + 150 + 2  # reset, warm-up (300 / 2 envs), one step every 4th of 8 updates
+    warmup_actions = policy.actions[:, 1:150].flatten()
+    shares = np.bincount(warmup_actions[warmup_actions >= 0], minlength=3) / (warmup_actions >= 0).sum()
+    assert shares.min() > 0.25  # uniform over Catch's 3 actions, not the untrained net's favourite
+
+
+class _Refuse(torch.nn.Module):
+    def forward(self, observations):
+        raise AssertionError("the target network must not be used")
+
+
+def test_next_value_from_the_online_network_carries_gradient(catch_buffer):
+    batch = BatchSource(catch_buffer, batch_size=16, seed=0).sample()
+    q_net = build_q_network("small", 3)
+    loss, _, _ = IQObjective(alpha=0.01, gamma=0.99, next_value="online")(q_net, _Refuse(), batch)
+    q, next_v = q_net(batch["observations"]), soft_value(q_net(batch["next_observations"]), 0.01)
+    expected, _ = iq_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"], alpha=0.01, gamma=0.99)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    with_gradient = torch.autograd.grad(loss, list(q_net.parameters()))
+    detached, _ = iq_loss(q, batch["actions"], next_v.detach(), batch["terminated"], batch["is_expert"],
+                          alpha=0.01, gamma=0.99)
+    without = torch.autograd.grad(detached, list(q_net.parameters()))
+    assert not all(torch.allclose(a, b) for a, b in zip(with_gradient, without))

@@ -89,13 +89,20 @@ def load_agent(path: str | Path, settings: EnvSettings | None = None) -> SoftQAg
     """The agent of checkpoint ``path``; with ``settings``, a checkpoint made for other observations
     is refused with a `CheckpointError` naming the file and the differing fields."""
     checkpoint = read_checkpoint(path)
-    agent = agent_from_checkpoint(checkpoint)
     if settings is not None:
-        try:
-            check_observation_settings(agent.settings, settings, f"checkpoint {path}")
-        except EnvSettingsError as error:
-            raise CheckpointError(str(error)) from None
-    return agent
+        check_checkpoint_settings(checkpoint, settings, f"checkpoint {path}")
+    return agent_from_checkpoint(checkpoint)
+
+
+def check_checkpoint_settings(checkpoint: dict[str, Any], wanted: EnvSettings, what: str) -> None:
+    """Refuse (`CheckpointError` naming ``what`` and the fields) a checkpoint without env settings
+    or one whose network was trained on other observations than ``wanted``."""
+    if "env_settings" not in checkpoint:
+        raise CheckpointError(f"{what} has no env settings: not a visual-iq checkpoint")
+    try:
+        check_observation_settings(EnvSettings.from_dict(checkpoint["env_settings"]), wanted, what)
+    except EnvSettingsError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def export_agent(ckpt_path: str | Path, out_path: str | Path) -> Path:

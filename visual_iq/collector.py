@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -48,3 +49,9 @@ class Collector:
 
     def close(self) -> None:
         self.rollout.close()
+
+
+def env_steps_before_update(update: int, env_steps_per_update: float) -> int:
+    """Steps of every env to take before update ``update`` (0-based), ``env_steps_per_update`` on
+    average: 1 → 1 each; 4 → 4 each; 0.25 → 1 before every 4th update (the 4th, 8th, ...)."""
+    return math.floor((update + 1) * env_steps_per_update) - math.floor(update * env_steps_per_update)

@@ -15,10 +15,11 @@ def check_hyperparameters(hp: Any) -> None:
         "chi2_alpha": hp.chi2_alpha is None or hp.chi2_alpha > 0, "grad_penalty": hp.grad_penalty >= 0,
         "augment_shift": hp.augment_shift >= 0, "target_tau": 0 < hp.target_tau <= 1,
         "target_update_interval": hp.target_update_interval >= 1, "num_envs": hp.num_envs >= 1,
-        "env_steps_per_update": hp.env_steps_per_update >= 1, "buffer_capacity": hp.buffer_capacity >= 2,
+        "env_steps_per_update": hp.env_steps_per_update > 0, "buffer_capacity": hp.buffer_capacity >= 2,
         "learning_starts": hp.learning_starts >= 0, "eval_episodes": hp.eval_episodes >= 1,
     }
     bad = [f"{name}={hp[name]!r}" for name, valid in rules.items() if not valid]
     if bad:
-        raise ConfigError("invalid setting(s): " + ", ".join(bad) + " (alpha, lr, chi2_alpha, target_tau > 0; "
-                          "0 <= gamma < 1; target_tau <= 1; counts >= 1; buffer_capacity >= 2)")
+        raise ConfigError("invalid setting(s): " + ", ".join(bad) + " (alpha, lr, chi2_alpha, target_tau, "
+                          "env_steps_per_update > 0; 0 <= gamma < 1; target_tau <= 1; counts >= 1; "
+                          "buffer_capacity >= 2)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -20,20 +20,21 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, IterableDataset
 
-from visual_iq.agent import SoftQAgent, with_target_network
+from visual_iq.agent import SoftQAgent, check_checkpoint_settings, with_target_network
 from visual_iq.batches import BatchSource, BatchStream
 from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.collector import Collector
+from visual_iq.collector import Collector, env_steps_before_update
 from visual_iq.demos import load_episodes
 from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, check_observation_settings,
                             num_actions)
-from visual_iq.errors import CheckpointError, EnvSettingsError, TrainingDiverged
+from visual_iq.errors import CheckpointError, TrainingDiverged
 from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video
 from visual_iq.hyperparameters import check_hyperparameters
 from visual_iq.losses import Variant
 from visual_iq.networks import Precision, build_q_network, polyak_update, resolve_precision
-from visual_iq.objectives import Method, make_objective, soft_q_diagnostics
+from visual_iq.objectives import Method, NextValue, make_objective, soft_q_diagnostics
 from visual_iq.rewards import reward_correlations
+from visual_iq.rollout import Policy, uniform_policy
 
 ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {
     "max_epochs": -1,
@@ -73,6 +74,8 @@ class IQLearn(L.LightningModule):
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
         target_tau: soft target-network update rate per update (1.0 = hard copy).
         target_update_interval: updates between target-network updates.
+        next_value: where V(s') comes from: ``target`` (the target network, no gradient) or
+            ``online`` (the online network, with gradient: the official IQ-Learn Atari recipe).
         precision: ``auto`` (bf16 only on a CPU with native bf16), ``32``, or ``bf16`` (bf16 autocast of
             the convolutions only; Q values, losses and action choice are always fp32).
         sticky_actions: sticky-action probability of the acting and evaluation envs.
@@ -81,13 +84,15 @@ class IQLearn(L.LightningModule):
         stack_size: frames per observation (demos of any stack size work: frames are stored once).
         terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
         num_envs: vectorised envs for online acting.
-        env_steps_per_update: steps per env between updates (online).
+        env_steps_per_update: steps of every env per update (online); below 1, one step every
+            1/x updates (0.25: every 4th update), so updates per env step can be 1 or more.
         buffer_capacity: policy replay slots per env (online).
         learning_starts: policy transitions collected before the first update (online).
+        warmup: who acts for those: ``policy`` (the untrained soft-Q policy) or ``uniform``
+            (uniformly random actions, the official recipe).
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
-        eval_reward_correlation: log how well the implicit reward tracks the true reward (Pearson
-            and Spearman per step) along the first evaluation episode.
+        eval_reward_correlation: log the implicit reward's correlation with the true one along it.
         seed: seed of sampling, acting and evaluation.
     """
 
@@ -99,7 +104,7 @@ class IQLearn(L.LightningModule):
         online: bool = False,
         method: Method = "iq",
         variant: Variant = "value_expert",
-        network: str = "small",
+        network: Literal["nature", "small"] = "small",
         alpha: float = 0.01,
         gamma: float = 0.99,
         chi2_alpha: float | None = 0.5,
@@ -109,6 +114,7 @@ class IQLearn(L.LightningModule):
         augment_shift: int = 0,
         target_tau: float = 0.005,
         target_update_interval: int = 1,
+        next_value: NextValue = "target",
         precision: Precision = "auto",
         sticky_actions: float = STICKY_ACTIONS,
         noop_max: int = NOOP_MAX,
@@ -116,9 +122,10 @@ class IQLearn(L.LightningModule):
         stack_size: int = 4,
         terminal_on_life_loss: bool = False,
         num_envs: int = 4,
-        env_steps_per_update: int = 1,
+        env_steps_per_update: float = 1.0,
         buffer_capacity: int = 25_000,
         learning_starts: int = 1_000,
+        warmup: Literal["policy", "uniform"] = "policy",
         eval_episodes: int = 8,
         eval_video: bool = True,
         eval_reward_correlation: bool = True,
@@ -130,7 +137,7 @@ class IQLearn(L.LightningModule):
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
                                     stack_size=stack_size, terminal_on_life_loss=terminal_on_life_loss)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
-                                        chi2_alpha=chi2_alpha, grad_penalty=grad_penalty)
+                                        chi2_alpha=chi2_alpha, grad_penalty=grad_penalty, next_value=next_value)
         self.q_net = build_q_network(network, num_actions(self.settings), stack_size, self.settings.screen_size)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.agent = SoftQAgent(self.q_net, alpha=alpha, gamma=gamma, settings=self.settings)
@@ -166,7 +173,7 @@ class IQLearn(L.LightningModule):
             self.collector = Collector(self.settings, hp.num_envs, self.batches.policy,
                                        seed=hp.seed + 1000 * self.global_step)
             if not resumed:
-                self.collector.collect(self._explore, -(-hp.learning_starts // hp.num_envs))
+                self.collector.collect(self._warmup_policy(), -(-hp.learning_starts // hp.num_envs))
 
     def on_fit_end(self) -> None:
         if self.collector is not None:
@@ -175,6 +182,11 @@ class IQLearn(L.LightningModule):
 
     def _explore(self, observations: np.ndarray) -> np.ndarray:
         return self.agent.act(observations, sample=True)
+
+    def _warmup_policy(self) -> Policy:
+        if self.hparams.warmup == "policy":
+            return self._explore
+        return uniform_policy(self.q_net.head[-1].out_features, seed=self.hparams.seed + 2)
 
     def train_dataloader(self) -> DataLoader:
         assert self.batches is not None
@@ -189,7 +201,8 @@ class IQLearn(L.LightningModule):
     # ------------------------------------------------------------------ learning
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self.collector is not None:
-            self.collector.collect(self._explore, self.hparams.env_steps_per_update)
+            steps = env_steps_before_update(self.global_step, self.hparams.env_steps_per_update)
+            self.collector.collect(self._explore, steps)
         loss, terms, q = self.objective(self.q_net, self.target_net, batch)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -267,13 +280,7 @@ class IQLearn(L.LightningModule):
             checkpoint.update(self.batches.state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("env_settings")
-        if saved is None:
-            raise CheckpointError("the checkpoint has no env settings: not a visual-iq checkpoint")
-        try:
-            check_observation_settings(EnvSettings.from_dict(saved), self.settings, "the checkpoint")
-        except EnvSettingsError as error:
-            raise CheckpointError(str(error)) from None
+        check_checkpoint_settings(checkpoint, self.settings, "the checkpoint")
         if checkpoint.get("exported_agent"):
             if self.trainer.state.fn == "fit":
                 raise CheckpointError("an exported agent checkpoint holds only the network, not the optimizer "

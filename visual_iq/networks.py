@@ -16,6 +16,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from visual_iq.errors import ConfigError
+
 NETWORKS = ("nature", "small")
 Precision = Literal["auto", "32", "bf16"]
 
@@ -55,7 +57,7 @@ def build_q_network(name: str, num_actions: int, stack_size: int = 4, screen_siz
     elif name == "small":
         features, hidden = _conv_stack([(16, 8, 4), (32, 4, 2)], stack_size), 256
     else:
-        raise ValueError(f"unknown network {name!r}; choose one of {NETWORKS}")
+        raise ConfigError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
     with torch.no_grad():
         feature_size = features(torch.zeros(1, stack_size, screen_size, screen_size)).shape[1]
     return QNetwork(features, feature_size, hidden, num_actions)

@@ -19,6 +19,9 @@ from visual_iq.losses import VARIANTS, Variant, bc_loss, iq_loss, soft_value, sq
 
 Method = Literal["iq", "bc", "sqil"]
 METHODS: tuple[str, ...] = ("iq", "bc", "sqil")
+NextValue = Literal["target", "online"]
+"""Where V(s') comes from: the target network (no gradient), or the online network with gradient
+(the official IQ-Learn Atari recipe, ``use_target: False``)."""
 Batch = dict[str, Tensor]
 
 
@@ -30,9 +33,19 @@ class Objective(Protocol):
         ...
 
 
+def next_soft_value(q_net: nn.Module, target_net: nn.Module, next_observations: Tensor, alpha: float,
+                    source: NextValue) -> Tensor:
+    """V(s') = α·logsumexp(Q(s',·)/α) from the target network without gradient, or from the
+    online network with gradient."""
+    if source == "online":
+        return soft_value(q_net(next_observations), alpha)
+    with torch.no_grad():
+        return soft_value(target_net(next_observations), alpha)
+
+
 @dataclass(frozen=True)
 class IQObjective:
-    """Inverse soft-Q learning: `iq_loss` with V(s') from the target network (no gradient).
+    """Inverse soft-Q learning: `iq_loss` with V(s') from the target or the online network.
 
     ``grad_penalty`` > 0 adds w·(‖∇_s V(s)‖ − 1)² at random interpolations of expert and policy
     states (online only).
@@ -43,6 +56,7 @@ class IQObjective:
     variant: Variant = "value_expert"
     chi2_alpha: float | None = 0.5
     grad_penalty: float = 0.0
+    next_value: NextValue = "target"
 
     @property
     def needs_initial_states(self) -> bool:
@@ -51,8 +65,7 @@ class IQObjective:
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         observations, is_expert = batch["observations"], batch["is_expert"]
         q = q_net(observations)
-        with torch.no_grad():
-            next_v = soft_value(target_net(batch["next_observations"]), self.alpha)
+        next_v = next_soft_value(q_net, target_net, batch["next_observations"], self.alpha, self.next_value)
         initial_v = soft_value(q_net(batch["initial_observations"]), self.alpha) if self.needs_initial_states else None
         loss, metrics = iq_loss(q, batch["actions"], next_v, batch["terminated"], is_expert, alpha=self.alpha,
                                 gamma=self.gamma, variant=self.variant, chi2_alpha=self.chi2_alpha, initial_v=initial_v)
@@ -78,25 +91,28 @@ class BCObjective:
 
 @dataclass(frozen=True)
 class SQILObjective:
-    """Soft Q-learning with reward 1 on expert and 0 on policy rows; V(s') from the target network."""
+    """Soft Q-learning with reward 1 on expert and 0 on policy rows; V(s') from the target or online network."""
 
     alpha: float
     gamma: float
+    next_value: NextValue = "target"
     needs_initial_states = False
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         q = q_net(batch["observations"])
-        with torch.no_grad():
-            next_v = soft_value(target_net(batch["next_observations"]), self.alpha)
+        next_v = next_soft_value(q_net, target_net, batch["next_observations"], self.alpha, self.next_value)
         loss, metrics = sqil_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"], gamma=self.gamma)
         return loss, metrics, q
 
 
 def make_objective(method: str, *, online: bool, alpha: float, gamma: float, variant: str = "value_expert",
-                   chi2_alpha: float | None = 0.5, grad_penalty: float = 0.0) -> Objective:
+                   chi2_alpha: float | None = 0.5, grad_penalty: float = 0.0,
+                   next_value: str = "target") -> Objective:
     """The configured objective; settings that cannot work together raise `ConfigError`."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if next_value not in ("target", "online"):
+        raise ConfigError(f"unknown next_value {next_value!r}; choose target or online")
     if variant not in VARIANTS:
         raise ConfigError(f"unknown IQ variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if grad_penalty > 0 and (method != "iq" or not online):
@@ -104,10 +120,10 @@ def make_objective(method: str, *, online: bool, alpha: float, gamma: float, var
     if method == "sqil":
         if not online:
             raise ConfigError("sqil learns from policy samples (reward 0) as well as expert ones: set online: true")
-        return SQILObjective(alpha, gamma)
+        return SQILObjective(alpha, gamma, next_value)  # type: ignore[arg-type]
     if method == "bc":
         return BCObjective(alpha)
-    return IQObjective(alpha, gamma, variant, chi2_alpha, grad_penalty)  # type: ignore[arg-type]
+    return IQObjective(alpha, gamma, variant, chi2_alpha, grad_penalty, next_value)  # type: ignore[arg-type]
 
 
 def gradient_penalty(q_net: nn.Module, expert: Tensor, policy: Tensor, alpha: float) -> Tensor:

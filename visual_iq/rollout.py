@@ -20,6 +20,12 @@ Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of uint8 observations (N, stack, H, W) to N actions."""
 
 
+def uniform_policy(num_actions: int, seed: int = 0) -> Policy:
+    """Uniformly random actions (e.g. to fill a replay buffer before learning starts)."""
+    rng = np.random.default_rng(seed)
+    return lambda observations: rng.integers(num_actions, size=len(observations))
+
+
 @dataclass(frozen=True)
 class Step:
     """One step of every env: what was done and what came of it, per env."""
