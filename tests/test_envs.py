@@ -63,3 +63,18 @@ def test_vector_env_matches_make_env(game):
             break
     assert rewards > 0  # the comparison covered steps with rewards
     vector_env.close()
+
+
+@pytest.mark.parametrize("vector", [False, True], ids=["make_env", "make_vector_env"])
+def test_terminal_on_life_loss_ends_the_episode_at_the_first_lost_life(vector):
+    settings = EnvSettings("Breakout", sticky_actions=0.0, noop_max=0, terminal_on_life_loss=True)
+    env = make_vector_env(settings, 1) if vector else make_env(settings)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for step in range(2000):
+        action = rng.integers(4, size=1) if vector else int(rng.integers(4))
+        _, _, terminated, _, info = env.step(action)
+        if np.any(terminated):
+            break
+    assert np.any(terminated) and np.all(info["lives"] == 4), (step, info["lives"])
+    env.close()

@@ -3,7 +3,7 @@
 `BatchSource` owns what sampling needs (the expert and policy replay buffers, the random
 generator, the augmentation) and its own checkpoint state, so that a resumed run continues the
 same random stream over the same replay. `BatchStream` hands its batches to Lightning as an
-endless dataset.
+endless dataset; `OneDummyItem` is the data of validation and test, which play episodes instead.
 """
 
 from __future__ import annotations
@@ -73,3 +73,10 @@ class BatchStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
             yield self.sample()
+
+
+class OneDummyItem(IterableDataset):
+    """One placeholder item: validation and test steps play episodes instead of reading data."""
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        yield torch.zeros(1)

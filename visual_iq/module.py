@@ -18,10 +18,10 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
 from visual_iq.agent import SoftQAgent, check_checkpoint_settings, with_target_network
-from visual_iq.batches import BatchSource, BatchStream
+from visual_iq.batches import BatchSource, BatchStream, OneDummyItem
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.collector import Collector, env_steps_before_update
 from visual_iq.demos import load_episodes
@@ -43,13 +43,6 @@ ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {
 }
 """Trainer flags the endless batch stream needs: run length from ``max_steps``, validation every
 ``val_check_interval`` updates."""
-
-
-class _Once(IterableDataset):
-    """One dummy item: validation and test steps play episodes instead of reading data."""
-
-    def __iter__(self):
-        yield torch.zeros(1)
 
 
 class IQLearn(L.LightningModule):
@@ -193,10 +186,9 @@ class IQLearn(L.LightningModule):
         return DataLoader(BatchStream(self.batches.sample), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(_Once(), batch_size=None)
+        return DataLoader(OneDummyItem(), batch_size=None)
 
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader(_Once(), batch_size=None)
+    test_dataloader = val_dataloader
 
     # ------------------------------------------------------------------ learning
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
