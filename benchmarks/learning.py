@@ -38,6 +38,7 @@ from visual_iq.cli import model_from_config
 from visual_iq.curves import env_steps_at_evaluations, learning_curve, plot_curves
 from visual_iq.demos import load_episodes
 from visual_iq.envs import num_actions
+from visual_iq.errors import RunError
 from visual_iq.evaluation import VALIDATION_SEED, evaluate
 from visual_iq.files import atomic_write_text
 
@@ -93,7 +94,7 @@ def finished(arm: Arm, runs: str, updates: int) -> bool:
     """True if the arm's run already evaluated after its whole update budget."""
     try:
         curve = learning_curve(run_dir(arm, runs))
-    except (FileNotFoundError, ValueError):
+    except RunError:
         return False
     return curve[-1]["step"] >= updates
 

@@ -1,4 +1,7 @@
-"""Learning curves read back from a run's TensorBoard events: for `tools/curve.py` and the benchmarks."""
+"""Learning curves read back from a run's TensorBoard events: for `tools/curve.py` and the benchmarks.
+
+A directory without events or without an evaluation yet raises `RunError` naming it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,13 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from visual_iq.errors import RunError
+
 
 def _scalars(run_dir: str | Path) -> EventAccumulator:
     run_dir = Path(run_dir)
     if not list(run_dir.glob("events.out.tfevents.*")):
-        raise FileNotFoundError(f"{run_dir}: no TensorBoard event files here (expected runs/<name>/version_N)")
+        raise RunError(f"{run_dir}: no TensorBoard event files here (expected runs/<name>/version_N)")
     accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     accumulator.Reload()
     return accumulator
@@ -24,7 +29,7 @@ def learning_curve(run_dir: str | Path) -> list[dict[str, float]]:
     accumulator = _scalars(run_dir)
     scalars = accumulator.Tags()["scalars"]
     if "eval/return_mean" not in scalars:
-        raise ValueError(f"{run_dir}: no eval/return_mean logged yet (no evaluation has run)")
+        raise RunError(f"{run_dir}: no eval/return_mean logged yet (no evaluation has run)")
     start = min(accumulator.Scalars(tag)[0].wall_time for tag in scalars)
     stds = {event.step: event.value for event in accumulator.Scalars("eval/return_std")}
     updates = {event.step: event.value for event in accumulator.Scalars("eval/updates")} if "eval/updates" in scalars else {}

@@ -27,5 +27,9 @@ class ConfigError(VisualIQError):
     """A training setting out of its valid range; the message names the setting and its value."""
 
 
+class RunError(VisualIQError):
+    """A training run's directory that cannot be read back (no event files, no evaluation yet)."""
+
+
 class TrainingDiverged(VisualIQError):
     """The loss became NaN or infinite."""

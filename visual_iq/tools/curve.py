@@ -12,6 +12,7 @@ import json
 import sys
 
 from visual_iq.curves import chain_curves, learning_curve, plot_curves
+from visual_iq.errors import VisualIQError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         loaded = [learning_curve(run_dir) for run_dir in args.run_dir]
-    except (FileNotFoundError, ValueError) as error:
+    except VisualIQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.chain:
