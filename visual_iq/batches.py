@@ -16,6 +16,8 @@ from torch.utils.data import IterableDataset
 
 from visual_iq.augment import random_shift
 from visual_iq.buffer import FrameReplayBuffer
+from visual_iq.demos import load_episodes
+from visual_iq.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
 
 BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
 
@@ -34,6 +36,23 @@ class BatchSource:
         self.expert, self.policy = expert, policy
         self.batch_size, self.augment_shift, self.initial_states = batch_size, augment_shift, initial_states
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def from_demos(cls, demos: str, settings: EnvSettings, *, num_demos: int | None, batch_size: int,
+                   policy_capacity: int | None = None, num_envs: int = 1, augment_shift: int = 0,
+                   initial_states: bool = False, seed: int = 0) -> "BatchSource":
+        """Expert transitions from the demo directory ``demos`` (whose frames must match ``settings``;
+        stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
+        many slots per env."""
+        episodes = load_episodes(demos, limit=num_demos)
+        check_observation_settings(episodes[0].settings, settings, f"demos in {demos}", FRAME_FIELDS)
+        expert = FrameReplayBuffer.from_episodes(episodes, settings.stack_size)
+        policy = None
+        if policy_capacity is not None:
+            frame_shape = (settings.screen_size, settings.screen_size)
+            policy = FrameReplayBuffer(policy_capacity, num_envs, frame_shape, settings.stack_size)
+        return cls(expert, policy, batch_size=batch_size, augment_shift=augment_shift,
+                   initial_states=initial_states, seed=seed)
 
     def sample(self) -> dict[str, torch.Tensor]:
         parts = [self.expert.sample(self.batch_size, self.rng)]

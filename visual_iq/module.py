@@ -22,11 +22,8 @@ from torch.utils.data import DataLoader
 
 from visual_iq.agent import SoftQAgent, check_checkpoint_settings, with_target_network
 from visual_iq.batches import BatchSource, BatchStream, OneDummyItem
-from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.collector import Collector, env_steps_before_update
-from visual_iq.demos import load_episodes
-from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, check_observation_settings,
-                            num_actions)
+from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, num_actions
 from visual_iq.errors import CheckpointError, TrainingDiverged
 from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video
 from visual_iq.hyperparameters import check_hyperparameters
@@ -43,6 +40,10 @@ ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {
 }
 """Trainer flags the endless batch stream needs: run length from ``max_steps``, validation every
 ``val_check_interval`` updates."""
+
+
+RANK_SEED_STRIDE = 1_000_003
+"""Seed offset between DDP processes (large, so no rank's seeds meet another's)."""
 
 
 class IQLearn(L.LightningModule):
@@ -86,7 +87,8 @@ class IQLearn(L.LightningModule):
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
         eval_reward_correlation: log the implicit reward's correlation with the true one along it.
-        seed: seed of sampling, acting and evaluation.
+        seed: seed of sampling, acting and evaluation. Under DDP every process (rank) samples and
+            acts with its own seeds (rank 0 with these); evaluation plays the same episodes on every rank.
     """
 
     def __init__(
@@ -148,15 +150,10 @@ class IQLearn(L.LightningModule):
     def build_batch_source(self) -> BatchSource:
         """Batches from the demos (checked against the env settings) and, online, an empty policy replay."""
         hp = self.hparams
-        episodes = load_episodes(hp.demos, limit=hp.num_demos)
-        check_observation_settings(episodes[0].settings, self.settings, f"demos in {hp.demos}", FRAME_FIELDS)
-        policy = None
-        if hp.online:
-            frame_shape = (self.settings.screen_size,) * 2
-            policy = FrameReplayBuffer(hp.buffer_capacity, hp.num_envs, frame_shape, self.settings.stack_size)
-        return BatchSource(FrameReplayBuffer.from_episodes(episodes, self.settings.stack_size), policy,
-                           batch_size=hp.batch_size, augment_shift=hp.augment_shift,
-                           initial_states=self.objective.needs_initial_states, seed=hp.seed)
+        return BatchSource.from_demos(hp.demos, self.settings, num_demos=hp.num_demos, batch_size=hp.batch_size,
+                                      policy_capacity=hp.buffer_capacity if hp.online else None,
+                                      num_envs=hp.num_envs, augment_shift=hp.augment_shift,
+                                      initial_states=self.objective.needs_initial_states, seed=self._rank_seed())
 
     def on_fit_start(self) -> None:
         hp = self.hparams
@@ -164,7 +161,7 @@ class IQLearn(L.LightningModule):
             assert self.batches is not None and self.batches.policy is not None
             resumed = self.batches.policy.written > 0
             self.collector = Collector(self.settings, hp.num_envs, self.batches.policy,
-                                       seed=hp.seed + 1000 * self.global_step)
+                                       seed=self._rank_seed() + 1000 * self.global_step)
             if not resumed:
                 self.collector.collect(self._warmup_policy(), -(-hp.learning_starts // hp.num_envs))
 
@@ -179,7 +176,11 @@ class IQLearn(L.LightningModule):
     def _warmup_policy(self) -> Policy:
         if self.hparams.warmup == "policy":
             return self._explore
-        return uniform_policy(self.q_net.head[-1].out_features, seed=self.hparams.seed + 2)
+        return uniform_policy(self.q_net.head[-1].out_features, seed=self._rank_seed() + 2)
+
+    def _rank_seed(self) -> int:
+        """This process's seed: ``seed`` on rank 0 (and without DDP), distinct on every other rank."""
+        return self.hparams.seed + RANK_SEED_STRIDE * self.global_rank
 
     def train_dataloader(self) -> DataLoader:
         assert self.batches is not None
@@ -243,17 +244,19 @@ class IQLearn(L.LightningModule):
             for name in ("step_pearson", "step_spearman"):  # NaN if the true reward never changed
                 if np.isfinite(correlations[name]):
                     metrics[f"eval/reward_{name}"] = correlations[name]
-        self.log_dict(metrics, prog_bar=False)
-        self.log("eval_return", result.mean, prog_bar=True, logger=False)
+        # Every rank played the same episodes with the same weights: syncing averages equal values.
+        self.log_dict(metrics, prog_bar=False, sync_dist=True)
+        self.log("eval_return", result.mean, prog_bar=True, logger=False, sync_dist=True)
         if hp.eval_video and episode is not None:
             log_video(self.logger, "eval/video", episode.frames, self.global_step)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         result = self._evaluate(TEST_SEED, record_first=False)
-        self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std})
-        print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
-              f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
-              f"returns: {result.returns.tolist()}")
+        self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std}, sync_dist=True)
+        if self.trainer.is_global_zero:
+            print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
+                  f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
+                  f"returns: {result.returns.tolist()}")
 
     # ------------------------------------------------------------------ checkpoints
     def configure_callbacks(self) -> list[Callback]:
@@ -279,4 +282,6 @@ class IQLearn(L.LightningModule):
                                       "or replay state: it can be tested, recorded and analysed, not resumed")
             checkpoint["state_dict"] = with_target_network(checkpoint["state_dict"])
         if self.batches is not None:
-            self.batches.load_state_dict(checkpoint)
+            self.batches.load_state_dict(checkpoint)  # rank 0's state: other ranks move on to their own stream
+            if self.global_rank > 0:
+                self.batches.rng = np.random.Generator(self.batches.rng.bit_generator.jumped(self.global_rank))
