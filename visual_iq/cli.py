@@ -46,10 +46,10 @@ class VisualIQCLI(LightningCLI):
                                   f"{wanted_game}: pass a {wanted_game} checkpoint or the {saved_game} config")
 
 
-def model_from_config(config: str, *overrides: str) -> IQLearn:
-    """The `IQLearn` a config file (plus ``--model.x value`` overrides) describes, as ``fit`` would build it."""
+def model_from_config(config: str) -> IQLearn:
+    """The `IQLearn` a config file describes, as ``fit`` would build it (for the benchmarks)."""
     return VisualIQCLI(IQLearn, run=False, trainer_defaults=TRAINER_DEFAULTS,
-                       args=["--config", config, "--trainer.logger", "false", *overrides]).model
+                       args=["--config", config, "--trainer.logger", "false"]).model
 
 
 def main(args: list[str] | None = None) -> int:
