@@ -4,7 +4,8 @@
 
 (a) ms per update: Lightning's training loop vs a raw PyTorch loop doing the same sampling,
     forward/backward, Adam step and target update on the same network and batch size; the ratio is
-    the Lightning overhead. (b) the same in fp32 and bf16 autocast, both networks.
+    the Lightning overhead; and the FLOP rate of the raw loop (FLOPs of one update counted by
+    torch's FlopCounterMode). (b) the same in fp32 and bf16 autocast, both networks.
 (c) env steps/s of `make_env` and of the vector env while acting greedily with the network.
 (d) bytes per transition of the replay storage. (e) bytes per frame of the shipped demo files.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.demos import episode_paths, load_episode
@@ -56,21 +58,32 @@ def lightning_ms_per_update(network: str, precision: str, batch_size: int, updat
     return _median_ms(timer.stamps, skip=10)
 
 
-def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> float:
-    """The same work as `IQLearn.training_step` + optimizer + target update, with no framework."""
+def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> tuple[float, float]:
+    """The same work as `IQLearn.training_step` + optimizer + target update, with no framework.
+
+    Returns (median ms per update, GFLOP per update as counted by torch's FlopCounterMode over the
+    forward and backward passes of one update).
+    """
     model = _model(network, precision, batch_size)
     batches = model.build_batch_source()
     model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
     optimizer = torch.optim.Adam(model.q_net.parameters(), lr=model.hparams.lr)
-    stamps = []
-    for _ in range(updates):
-        loss, _, _ = model.objective(model.q_net, model.target_net, batches.sample())
+
+    def update(batch) -> None:
+        loss, _, _ = model.objective(model.q_net, model.target_net, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         polyak_update(model.target_net, model.q_net, model.hparams.target_tau)
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        update(batches.sample())
+    stamps = []
+    for _ in range(updates):
+        update(batches.sample())
         stamps.append(time.perf_counter())
-    return _median_ms(stamps, skip=10)
+    return _median_ms(stamps, skip=10), counter.get_total_flops() / 1e9
 
 
 def acting_steps_per_second(num_envs: int | None, seconds: float = 5.0) -> float:
@@ -106,16 +119,18 @@ def main() -> None:
     results: dict = {"threads": args.threads, "torch": torch.__version__, "updates": {}}
 
     print(f"(a, b) ms per offline IQ update, batch 32, {args.threads} torch thread(s); median of {args.updates}")
-    print("| network | precision | Lightning | raw PyTorch | overhead |")
-    print("|---|---|---:|---:|---:|")
+    print("| network | precision | Lightning | raw PyTorch | overhead | GFLOP/update | GFLOP/s (raw) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for network in ("nature", "small"):
         for precision in ("32", "bf16"):
             lightning_ms = lightning_ms_per_update(network, precision, 32, args.updates)
-            raw_ms = raw_ms_per_update(network, precision, 32, args.updates)
+            raw_ms, gflop = raw_ms_per_update(network, precision, 32, args.updates)
             overhead = lightning_ms / raw_ms - 1.0
-            results["updates"][f"{network}/{precision}"] = {"lightning_ms": lightning_ms, "raw_ms": raw_ms,
-                                                            "overhead": overhead}
-            print(f"| {network} | {precision} | {lightning_ms:.1f} | {raw_ms:.1f} | {overhead:+.1%} |", flush=True)
+            results["updates"][f"{network}/{precision}"] = {
+                "lightning_ms": lightning_ms, "raw_ms": raw_ms, "overhead": overhead, "gflop_per_update": gflop,
+                "gflop_per_s": gflop / (raw_ms / 1000.0)}
+            print(f"| {network} | {precision} | {lightning_ms:.1f} | {raw_ms:.1f} | {overhead:+.1%} | {gflop:.2f} "
+                  f"| {gflop / (raw_ms / 1000.0):.1f} |", flush=True)
 
     print("\n(c) env steps/s while acting greedily with the Nature CNN (fp32)")
     results["acting"] = {"make_env": acting_steps_per_second(None)}
