@@ -41,6 +41,7 @@ from visual_iq.envs import num_actions
 from visual_iq.errors import RunError
 from visual_iq.evaluation import VALIDATION_SEED, evaluate
 from visual_iq.files import atomic_write_text
+from visual_iq.rollout import uniform_policy
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,7 @@ def summarise(arm: Arm, curve: list[dict[str, float]], random_return: float, exp
 def measure_random_return(settings, episodes: int, seed: int) -> float:
     """Mean return of uniformly random actions on the episodes a run with ``seed`` validates on."""
     actions = num_actions(settings)
-    rng = np.random.default_rng(seed)
-    return evaluate(lambda obs: rng.integers(actions, size=len(obs)), settings, episodes,
-                    seed=VALIDATION_SEED + seed).mean
+    return evaluate(uniform_policy(actions, seed), settings, episodes, seed=VALIDATION_SEED + seed).mean
 
 
 def table(summaries: list[dict]) -> str:

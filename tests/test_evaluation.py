@@ -4,10 +4,10 @@ import numpy as np
 
 from visual_iq.envs import make_env
 from visual_iq.evaluation import evaluate
+from visual_iq.rollout import uniform_policy
 
 def test_first_episode_matches_its_score_and_replays_in_the_env(catch_settings):
-    rng = np.random.default_rng(0)
-    result = evaluate(lambda obs: rng.integers(3, size=len(obs)), catch_settings, 3, seed=7, record_first=True)
+    result = evaluate(uniform_policy(3, seed=0), catch_settings, 3, seed=7, record_first=True)
     episode = result.first_episode
     assert episode is not None
     assert episode.length == result.lengths[0]

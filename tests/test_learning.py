@@ -10,11 +10,11 @@ from visual_iq.envs import make_env
 from visual_iq.evaluation import evaluate
 from visual_iq.recording import record_episodes
 from visual_iq.rewards import implicit_rewards, pearson, spearman
+from visual_iq.rollout import uniform_policy
 
 
 def _random_return(settings) -> float:
-    rng = np.random.default_rng(0)
-    return evaluate(lambda obs: rng.integers(3, size=len(obs)), settings, 20, seed=123).mean
+    return evaluate(uniform_policy(3, seed=0), settings, 20, seed=123).mean
 
 
 @pytest.fixture(scope="module")
