@@ -67,7 +67,7 @@ def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: in
     model = _model(network, precision, batch_size)
     batches = model.build_batch_source()
     model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
-    optimizer = torch.optim.Adam(model.q_net.parameters(), lr=model.hparams.lr)
+    optimizer = model.configure_optimizers()
 
     def update(batch) -> None:
         loss, _, _ = model.objective(model.q_net, model.target_net, batch)

@@ -6,13 +6,15 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
-from lightning.pytorch.cli import LightningCLI
+import torch
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from visual_iq.agent import read_checkpoint
 from visual_iq.envs import EnvSettings
-from visual_iq.errors import CheckpointError, VisualIQError
+from visual_iq.errors import CheckpointError, ConfigError, VisualIQError
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 
 TRAINER_DEFAULTS = {
@@ -25,12 +27,28 @@ TRAINER_DEFAULTS = {
 
 
 class VisualIQCLI(LightningCLI):
-    """LightningCLI that checks a ``--ckpt_path`` before Lightning reads it.
+    """LightningCLI with a ``--threads`` setting that checks a ``--ckpt_path`` before Lightning reads it.
 
     Lightning replaces the config's model settings with the checkpoint's own; a checkpoint of
     another game than the config's would then be evaluated silently on its own game. This refuses
     it, naming both, and turns an unreadable file into one clear error.
     """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--threads", type=int | None, default=None,
+            help="CPU threads of this run: torch's intra-op threads, and the vector envs step on up to as many "
+                 "(default: torch's own, i.e. OMP_NUM_THREADS or the number of cores; under DDP "
+                 "cores / processes). For N runs side by side give each cores / N.")
+
+    def before_instantiate_classes(self) -> None:
+        subcommand = self.config.get("subcommand")
+        threads = (self.config[subcommand] if subcommand else self.config).get("threads")
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(f"--threads must be at least 1, got {threads}")
+            torch.set_num_threads(threads)
+            os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP's processes: Lightning then keeps it
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)

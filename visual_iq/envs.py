@@ -16,6 +16,7 @@ from typing import Any
 
 import ale_py
 import gymnasium as gym
+import torch
 from ale_py.registration import rom_id_to_name
 from ale_py.roms import get_all_rom_ids
 from ale_py.vector_env import AtariVectorEnv
@@ -202,6 +203,10 @@ def num_actions(settings: EnvSettings) -> int:
 def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEnv:
     """ale-py's C++ vector env configured to produce what `make_env` produces.
 
+    The envs step on up to ``torch.get_num_threads()`` threads (ale-py's default is one per core),
+    so a run's one thread setting (``--threads``) bounds acting and learning alike and runs side
+    by side do not oversubscribe the cores.
+
     Defaults of `AtariVectorEnv` that differ from the python pipeline (reward clipping, FIRE on
     reset, sticky actions 0) are overridden here. With ``sticky_actions=0`` and ``noop_max=0`` the
     two give identical observations and rewards for the same seed and actions (tested); with
@@ -231,6 +236,7 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
         episodic_life=settings.terminal_on_life_loss,
         reward_clipping=False,
         use_fire_reset=False,
+        num_threads=min(num_envs, torch.get_num_threads()),
     )
 
 

@@ -33,7 +33,7 @@ class QNetwork(nn.Module):
         """Run the convolutions in bf16 autocast (the head always runs in fp32)."""
 
     def forward(self, observation: Tensor) -> Tensor:
-        pixels = observation.float() / 255.0
+        pixels = observation.float().div_(255.0)  # in place: one 3.6 MB buffer less per batch of 32
         device = pixels.device.type
         with torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16_trunk):
             features = self.features(pixels)
