@@ -10,6 +10,7 @@ LAYERS = [
     {"envs", "networks", "objectives", "hyperparameters"},
     {"demos", "experts"},
     {"buffer", "rollout", "agent"},
+    {"device_replay"},
     {"batches", "collector", "evaluation", "rewards", "recording", "curves"},
     {"module"},
     {"cli"},

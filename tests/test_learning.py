@@ -40,13 +40,17 @@ def test_behavioural_cloning_baseline_learns(train, catch_settings):
     (1500, {"method": "sqil"}),
     (1500, {"method": "iq", "variant": "value"}),
     (700, {"method": "iq", "variant": "value_expert", "next_value": "online", "warmup": "uniform"}),
-], ids=["sqil", "iq", "iq_official_recipe"])
+    (700, {"method": "iq", "variant": "value_expert", "next_value": "online", "warmup": "uniform",
+           "device_replay": True}),
+], ids=["sqil", "iq", "iq_official_recipe", "iq_official_recipe_sampled_by_torch_on_device"])
 def test_online_method_learns(train, catch_settings, updates, method_args):
     """Online SQIL and online IQ-Learn learn Catch: the ``value`` variant (expert and policy states in the
     value term, V(s') from the target network), and the official Atari recipe's objective (``value_expert``,
     V(s') from the online network with gradient, uniformly random warm-up; measured +3.5 and +3.3 after
-    700 updates with seeds 0 and 1, random −3.5)."""
+    700 updates with seeds 0 and 1, random −3.5); the last also with the replay mirrored and sampled
+    on the training device (`visual_iq.device_replay`, here the CPU), as a GPU run does."""
     model = train(updates, online=True, num_envs=4, learning_starts=400, buffer_capacity=2000, **method_args)
+    assert bool(model.batches.mirrors) == method_args.get("device_replay", False)
     result = evaluate(model.agent.act, catch_settings, 20, seed=123)
     assert result.mean >= _random_return(catch_settings) + 5.0, result.mean
 

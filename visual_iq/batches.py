@@ -2,7 +2,9 @@
 
 `BatchSource` owns what sampling needs (the expert and policy replay buffers, the random
 generator, the augmentation) and its own checkpoint state, so that a resumed run continues the
-same random stream over the same replay. `BatchStream` hands its batches to Lightning as an
+same random stream over the same replay. With ``device`` it samples on that device from
+`DeviceReplay` mirrors of the buffers (a GPU run then needs nothing from the host per update).
+`BatchStream` hands its batches to Lightning as an
 endless dataset; `OneDummyItem` is the data of validation and test, which play episodes instead.
 """
 
@@ -17,6 +19,7 @@ from torch.utils.data import IterableDataset
 from visual_iq.augment import random_shift
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.demos import load_episodes
+from visual_iq.device_replay import DeviceReplay
 from visual_iq.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
 
 BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
@@ -28,19 +31,29 @@ class BatchSource:
     A batch is a dict of tensors: ``observations`` and ``next_observations`` (uint8, shifted by
     up to ``augment_shift`` pixels), ``actions``, ``terminated``, ``is_expert`` (the first
     ``batch_size`` rows), and ``initial_observations`` (episode starts of the demos) if
-    ``initial_states``.
+    ``initial_states``. With ``device``, the batch is drawn and built on that device (by a torch
+    generator there, seeded from ``seed``: another random stream than the host sampler's).
     """
 
     def __init__(self, expert: FrameReplayBuffer, policy: FrameReplayBuffer | None = None, *, batch_size: int,
-                 augment_shift: int = 0, initial_states: bool = False, seed: int = 0) -> None:
+                 augment_shift: int = 0, initial_states: bool = False, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
         self.expert, self.policy = expert, policy
         self.batch_size, self.augment_shift, self.initial_states = batch_size, augment_shift, initial_states
         self.rng = np.random.default_rng(seed)
+        self.generator: torch.Generator | None = None
+        self.mirrors: list[DeviceReplay] = []
+        if device is not None:
+            self.generator = torch.Generator(device).manual_seed(seed)
+            self.mirrors = [DeviceReplay(expert, device, static=True)]
+            if policy is not None:
+                self.mirrors.append(DeviceReplay(policy, device))
 
     @classmethod
     def from_demos(cls, demos: str, settings: EnvSettings, *, num_demos: int | None, batch_size: int,
                    policy_capacity: int | None = None, num_envs: int = 1, augment_shift: int = 0,
-                   initial_states: bool = False, seed: int = 0) -> "BatchSource":
+                   initial_states: bool = False, seed: int = 0,
+                   device: torch.device | str | None = None) -> "BatchSource":
         """Expert transitions from the demo directory ``demos`` (whose frames must match ``settings``;
         stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
         many slots per env."""
@@ -52,24 +65,37 @@ class BatchSource:
             frame_shape = (settings.screen_size, settings.screen_size)
             policy = FrameReplayBuffer(policy_capacity, num_envs, frame_shape, settings.stack_size)
         return cls(expert, policy, batch_size=batch_size, augment_shift=augment_shift,
-                   initial_states=initial_states, seed=seed)
+                   initial_states=initial_states, seed=seed, device=device)
 
     def sample(self) -> dict[str, torch.Tensor]:
-        parts = [self.expert.sample(self.batch_size, self.rng)]
-        if self.policy is not None:
-            parts.append(self.policy.sample(self.batch_size, self.rng))
+        if self.generator is not None:
+            rng: np.random.Generator | torch.Generator = self.generator
+            parts = [mirror.sample(self.batch_size, self.generator) for mirror in self.mirrors]
+        else:
+            rng = self.rng
+            parts = [buffer.sample(self.batch_size, self.rng) for buffer in (self.expert, self.policy)
+                     if buffer is not None]
         batch = {key: torch.cat([getattr(part, key) for part in parts]) for key in BATCH_KEYS}
-        batch["is_expert"] = torch.arange(len(batch["actions"])) < self.batch_size
+        batch["is_expert"] = torch.arange(len(batch["actions"]), device=batch["actions"].device) < self.batch_size
         if self.initial_states:
-            batch["initial_observations"] = self.expert.sample_initial_observations(self.batch_size, self.rng)
+            expert = self.mirrors[0] if self.mirrors else self.expert
+            batch["initial_observations"] = expert.sample_initial_observations(self.batch_size, rng)
         for key in ("observations", "next_observations", "initial_observations"):
             if key in batch:
-                batch[key] = random_shift(batch[key], self.augment_shift, self.rng)
+                batch[key] = random_shift(batch[key], self.augment_shift, rng)
         return batch
 
+    def fork(self, index: int) -> None:
+        """Move on to an independent random stream (DDP ranks other than 0, after loading rank 0's state)."""
+        self.rng = np.random.Generator(self.rng.bit_generator.jumped(index))
+        if self.generator is not None:
+            self.generator.manual_seed(int(self.rng.integers(2**62)))
+
     def state_dict(self) -> dict[str, Any]:
-        """The random generator's state and the policy replay (as tensors, for ``torch.save``)."""
+        """The random generators' state and the policy replay (as tensors, for ``torch.save``)."""
         state: dict[str, Any] = {"sampling_rng": self.rng.bit_generator.state}
+        if self.generator is not None:
+            state["sampling_generator"] = self.generator.get_state()
         if self.policy is not None:
             state["policy_buffer"] = {key: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
                                       for key, value in self.policy.state_dict().items()}
@@ -78,9 +104,13 @@ class BatchSource:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "sampling_rng" in state:
             self.rng.bit_generator.state = state["sampling_rng"]
+        if self.generator is not None and "sampling_generator" in state:
+            self.generator.set_state(state["sampling_generator"])
         if self.policy is not None and "policy_buffer" in state:
             self.policy.load_state_dict({key: value.numpy() if isinstance(value, torch.Tensor) else value
                                          for key, value in state["policy_buffer"].items()})
+            for mirror in self.mirrors[1:]:
+                mirror.reload()
 
 
 class BatchStream(IterableDataset):

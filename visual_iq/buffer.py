@@ -126,6 +126,14 @@ class FrameReplayBuffer:
         stacks[~in_episode] = 0
         return stacks
 
+    def valid_mask(self) -> np.ndarray:
+        """(streams, capacity) bool: slot k starts a transition k -> k+1 that can be sampled."""
+        streams, ages = np.indices((self.num_streams, self.capacity)).reshape(2, -1)
+        slots, valid = self._valid(streams, ages)
+        mask = np.zeros((self.num_streams, self.capacity), bool)
+        mask[streams[valid], slots[valid]] = True
+        return mask
+
     def _valid(self, streams: np.ndarray, ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Ring slots for ``ages`` (0 = oldest live slot) and which make a sampleable transition."""
         oldest = self.written - self.size
@@ -159,7 +167,10 @@ class FrameReplayBuffer:
         raise RuntimeError("could not sample valid transitions (buffer almost empty?)")
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        streams, slots = self.sample_indices(batch_size, rng)
+        return self.gather(*self.sample_indices(batch_size, rng))
+
+    def gather(self, streams: np.ndarray, slots: np.ndarray) -> Batch:
+        """The transitions starting at ring positions (``streams``, ``slots``), which must be valid."""
         next_slots = (slots + 1) % self.capacity
         return Batch(
             observations=torch.from_numpy(self._stack(streams, slots)),

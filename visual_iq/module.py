@@ -87,6 +87,9 @@ class IQLearn(L.LightningModule):
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
         eval_reward_correlation: log the implicit reward's correlation with the true one along it.
+        device_replay: keep the demos and the policy replay on the training device as well and sample
+            batches there (`visual_iq.device_replay`), so an update needs nothing from the host;
+            null: yes on a GPU, no on a CPU (where the host sampler is the one the results used).
         seed: seed of sampling, acting and evaluation. Under DDP every process (rank) samples and
             acts with its own seeds (rank 0 with these); evaluation plays the same episodes on every rank.
     """
@@ -124,6 +127,7 @@ class IQLearn(L.LightningModule):
         eval_episodes: int = 8,
         eval_video: bool = True,
         eval_reward_correlation: bool = True,
+        device_replay: bool | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -142,18 +146,23 @@ class IQLearn(L.LightningModule):
 
     # ------------------------------------------------------------------ data and acting
     def setup(self, stage: str) -> None:
-        bf16 = resolve_precision(self.hparams.precision, self.trainer.strategy.root_device) == "bf16"
+        device = self.trainer.strategy.root_device
+        bf16 = resolve_precision(self.hparams.precision, device) == "bf16"
         self.q_net.bf16_trunk = self.target_net.bf16_trunk = bf16
         if stage == "fit" and self.batches is None:
-            self.batches = self.build_batch_source()
+            on_device = self.hparams.device_replay
+            self.batches = self.build_batch_source(device if on_device or (on_device is None and
+                                                                           device.type == "cuda") else None)
 
-    def build_batch_source(self) -> BatchSource:
-        """Batches from the demos (checked against the env settings) and, online, an empty policy replay."""
+    def build_batch_source(self, device: torch.device | None = None) -> BatchSource:
+        """Batches from the demos (checked against the env settings) and, online, an empty policy
+        replay; sampled on ``device`` if given, else on the host."""
         hp = self.hparams
         return BatchSource.from_demos(hp.demos, self.settings, num_demos=hp.num_demos, batch_size=hp.batch_size,
                                       policy_capacity=hp.buffer_capacity if hp.online else None,
                                       num_envs=hp.num_envs, augment_shift=hp.augment_shift,
-                                      initial_states=self.objective.needs_initial_states, seed=self._rank_seed())
+                                      initial_states=self.objective.needs_initial_states, seed=self._rank_seed(),
+                                      device=device)
 
     def on_fit_start(self) -> None:
         hp = self.hparams
@@ -197,13 +206,14 @@ class IQLearn(L.LightningModule):
             steps = env_steps_before_update(self.global_step, self.hparams.env_steps_per_update)
             self.collector.collect(self._explore, steps)
         loss, terms, q = self.objective(self.q_net, self.target_net, batch)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"the {self.hparams.method.upper()} loss became {loss.item()} at update {self.global_step} (terms: "
-                + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-                + "); lower lr or alpha, or enable the chi2 regulariser"
-            )
+        # Reading a value waits for the device: done every log_every_n_steps updates, not every update.
         if self.global_step % self.trainer.log_every_n_steps == 0:
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the {self.hparams.method.upper()} loss became {loss.item()} by update {self.global_step} "
+                    "(terms: " + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+                    + "); lower lr or alpha, or enable the chi2 regulariser"
+                )
             self._log_training(loss, terms, q, batch)
         return loss
 
@@ -286,4 +296,4 @@ class IQLearn(L.LightningModule):
         if self.batches is not None:
             self.batches.load_state_dict(checkpoint)  # rank 0's state: other ranks move on to their own stream
             if self.global_rank > 0:
-                self.batches.rng = np.random.Generator(self.batches.rng.bit_generator.jumped(self.global_rank))
+                self.batches.fork(self.global_rank)

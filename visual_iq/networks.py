@@ -33,7 +33,10 @@ class QNetwork(nn.Module):
         """Run the convolutions in bf16 autocast (the head always runs in fp32)."""
 
     def forward(self, observation: Tensor) -> Tensor:
-        pixels = observation.float().div_(255.0)  # in place: one 3.6 MB buffer less per batch of 32
+        pixels = observation.float()
+        # In place where .float() made a copy (uint8 frames): one buffer less per batch. A float
+        # input is left alone: the gradient penalty differentiates with respect to it.
+        pixels = pixels.div_(255.0) if observation.dtype != torch.float32 else pixels / 255.0
         device = pixels.device.type
         with torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16_trunk):
             features = self.features(pixels)
@@ -89,6 +92,5 @@ def resolve_precision(precision: Precision, device: torch.device | str) -> Liter
 
 def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """target ← (1 − τ)·target + τ·online, parameter by parameter (τ = 1: hard copy)."""
-    with torch.no_grad():
-        for target_parameter, online_parameter in zip(target.parameters(), online.parameters()):
-            target_parameter.lerp_(online_parameter, tau)
+    with torch.no_grad():  # one multi-tensor kernel for all parameters, not one launch each
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)

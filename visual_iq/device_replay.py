@@ -1,0 +1,130 @@
+"""A `FrameReplayBuffer` mirrored onto the training device and sampled there.
+
+On a GPU, sampling on the host costs more than the update itself: numpy gathers 2·B·stack
+frames, the batch is copied to the device and the host waits for it every update. The mirror
+keeps the buffer's frames (uint8, once each) and per-slot arrays as torch tensors on the device,
+draws transitions with a torch generator on that device and rebuilds frame stacks there, so an
+update needs nothing from the host.
+
+The host buffer stays the record (writes, checkpoints, the replay's state on resume): the mirror
+copies the slots written since its last sample before sampling, which for an online run is one
+slot per env per env step. Stacks and transition validity follow `visual_iq.buffer` exactly
+(tested: the same stacks, actions, rewards and flags for the same indices, and only valid
+transitions drawn, uniformly).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from visual_iq.buffer import Batch, FrameReplayBuffer
+
+_SLOT_ARRAYS = ("episode_steps", "actions", "rewards", "terminated", "truncated")
+
+
+class DeviceReplay:
+    """The tensors of ``buffer`` on ``device``; `sample` draws valid transitions uniformly there.
+
+    Args:
+        buffer: the host buffer to mirror (its writes are copied lazily, at `sample`).
+        device: where the tensors live and sampling happens.
+        static: the buffer is complete and never written again (the demos): the valid
+            transitions and episode starts are listed once instead of at every sample.
+    """
+
+    def __init__(self, buffer: FrameReplayBuffer, device: torch.device | str, static: bool = False) -> None:
+        self.buffer, self.device, self.static = buffer, torch.device(device), static
+        self.reload()
+        self._offsets = torch.arange(buffer.stack_size - 1, -1, -1, device=self.device)  # oldest first
+        self._valid_list: Tensor | None = None
+        self._starts_list: Tensor | None = None
+        if static:
+            self._valid_list = torch.nonzero(self.valid_mask().flatten()).squeeze(1)
+            self._starts_list = torch.nonzero(self._live_starts().flatten()).squeeze(1)
+
+    # ------------------------------------------------------------------ keeping up with the host
+    def reload(self) -> None:
+        """Copy the whole host buffer (at start, and after it was loaded from a checkpoint)."""
+        self.frames = torch.from_numpy(self.buffer.frames).to(self.device, copy=True)
+        for name in _SLOT_ARRAYS:
+            setattr(self, name, torch.from_numpy(getattr(self.buffer, name)).to(self.device, copy=True))
+        self.synced = self.buffer.written
+
+    def sync(self) -> None:
+        """Copy the slots the host buffer wrote since the last sync (and the newest slot before them,
+        whose outcome `add_outcomes` fills in after its observation was written)."""
+        buffer = self.buffer
+        if buffer.written == self.synced:
+            return
+        first = max(self.synced - 1, 0, buffer.written - buffer.capacity)
+        slots = torch.arange(first, buffer.written) % buffer.capacity
+        host_slots = slots.numpy()
+        device_slots = slots.to(self.device)
+        self.frames[:, device_slots] = torch.from_numpy(buffer.frames[:, host_slots]).to(self.device)
+        for name in _SLOT_ARRAYS:
+            getattr(self, name)[:, device_slots] = torch.from_numpy(getattr(buffer, name)[:, host_slots]).to(self.device)
+        self.synced = buffer.written
+
+    # ------------------------------------------------------------------ validity, as in FrameReplayBuffer
+    def valid_mask(self) -> Tensor:
+        """(streams, capacity) bool: slot k starts a transition k -> k+1 that can be sampled."""
+        buffer = self.buffer
+        size = buffer.size
+        slots = torch.arange(buffer.capacity, device=self.device)
+        ages = (slots - (buffer.written - size)) % buffer.capacity  # 0 = oldest live slot
+        next_slots = (slots + 1) % buffer.capacity
+        lookback = torch.clamp(self.episode_steps, max=buffer.stack_size - 1)
+        return (
+            (ages + 1 < size)
+            & (ages >= lookback)  # the frames of the stack are still live
+            & (self.actions >= 0)
+            & (self.episode_steps[:, next_slots] == self.episode_steps + 1)
+        )
+
+    def _live_starts(self) -> Tensor:
+        live = torch.arange(self.buffer.capacity, device=self.device) < self.buffer.size
+        return (self.episode_steps == 0) & live
+
+    # ------------------------------------------------------------------ sampling
+    def sample_indices(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Uniform (stream, slot) pairs of valid transitions, drawn on the device."""
+        if self._valid_list is not None:
+            flat = self._valid_list[torch.randint(len(self._valid_list), (batch_size,), device=self.device,
+                                                  generator=generator)]
+        else:
+            self.sync()
+            weights = self.valid_mask().flatten().float()
+            flat = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+        return flat // self.buffer.capacity, flat % self.buffer.capacity
+
+    def stacks(self, streams: Tensor, slots: Tensor) -> Tensor:
+        """(B, stack, H, W) uint8 observations at (stream, slot), zero frames before an episode's start."""
+        positions = (slots[:, None] - self._offsets[None, :]) % self.buffer.capacity
+        stacks = self.frames[streams[:, None], positions]
+        in_episode = self._offsets[None, :] <= self.episode_steps[streams, slots][:, None]
+        return stacks * in_episode[:, :, None, None]
+
+    def gather(self, streams: Tensor, slots: Tensor) -> Batch:
+        """The transitions starting at (stream, slot), as `FrameReplayBuffer.sample` returns them."""
+        next_slots = (slots + 1) % self.buffer.capacity
+        return Batch(
+            observations=self.stacks(streams, slots),
+            actions=self.actions[streams, slots].long(),
+            rewards=self.rewards[streams, slots],
+            next_observations=self.stacks(streams, next_slots),
+            terminated=self.terminated[streams, slots],
+            truncated=self.truncated[streams, slots],
+        )
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return self.gather(*self.sample_indices(batch_size, generator))
+
+    def sample_initial_observations(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        """Observations that start an episode (for the ``v0`` IQ variant)."""
+        starts = self._starts_list
+        if starts is None:
+            self.sync()
+            starts = torch.nonzero(self._live_starts().flatten()).squeeze(1)
+        flat = starts[torch.randint(len(starts), (batch_size,), device=self.device, generator=generator)]
+        return self.stacks(flat // self.buffer.capacity, flat % self.buffer.capacity)
