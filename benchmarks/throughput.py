@@ -1,11 +1,14 @@
 """Throughput and memory figures of the pipeline on this machine. Prints a table; times nothing in tests.
 
-    python benchmarks/throughput.py [--updates 200] [--threads 1] [--json results/throughput.json]
+    python benchmarks/throughput.py [--updates 200] [--threads 1] [--device cpu|cuda] [--batch-size 32]
+        [--precisions 32 bf16] [--json results/throughput.json]
 
-(a) ms per update: Lightning's training loop vs a raw PyTorch loop doing the same sampling,
-    forward/backward, Adam step and target update on the same network and batch size; the ratio is
-    the Lightning overhead; and the FLOP rate of the raw loop (FLOPs of one update counted by
-    torch's FlopCounterMode). (b) the same in fp32 and bf16 autocast, both networks.
+(a) ms per offline IQ update, split up: Lightning's training loop (`visual-iq fit`'s), a raw
+    PyTorch loop doing the same sampling, forward/backward, Adam step and target update, the
+    update alone on a batch already there (the lower bound), and sampling alone; the loop and
+    sampling overhead is Lightning's time over the update alone. Also the FLOP rate of the update
+    (FLOPs of one update counted by torch's FlopCounterMode). (b) the same per precision and
+    network. On cuda, batches are sampled on the device (`device_replay`) as `visual-iq fit` does there.
 (c) env steps/s of `make_env` and of the vector env while acting greedily with the network.
 (d) bytes per transition of the replay storage. (e) bytes per frame of the shipped demo files.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -49,23 +53,41 @@ def _model(network: str, precision: str, batch_size: int) -> IQLearn:
                    batch_size=batch_size, eval_video=False)
 
 
-def lightning_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _ms_per_call(function, calls: int, device: torch.device, blocks: int = 5) -> float:
+    """Median over ``blocks`` blocks of the mean ms per call (device work included: synced per block)."""
+    function()  # warm-up
+    per_block = max(calls // blocks, 1)
+    means = []
+    for _ in range(blocks):
+        _sync(device)
+        started = time.perf_counter()
+        for _ in range(per_block):
+            function()
+        _sync(device)
+        means.append(1000.0 * (time.perf_counter() - started) / per_block)
+    return float(statistics.median(means))
+
+
+def lightning_ms_per_update(network: str, precision: str, batch_size: int, updates: int, device: torch.device) -> float:
     model, timer = _model(network, precision, batch_size), _StepTimer()
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=updates, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        log_every_n_steps=50, callbacks=[timer])
+                        log_every_n_steps=50, callbacks=[timer], accelerator=device.type, devices=1)
     trainer.fit(model)
     return _median_ms(timer.stamps, skip=10)
 
 
-def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: int) -> tuple[float, float]:
-    """The same work as `IQLearn.training_step` + optimizer + target update, with no framework.
-
-    Returns (median ms per update, GFLOP per update as counted by torch's FlopCounterMode over the
-    forward and backward passes of one update).
-    """
-    model = _model(network, precision, batch_size)
-    batches = model.build_batch_source()
+def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int, device: torch.device) -> dict:
+    """The work of `IQLearn.training_step` + optimizer + target update with no framework, timed as a
+    whole (``raw_ms``), without sampling (``update_ms``: the same batch every time) and sampling
+    alone (``sample_ms``); ``gflop_per_update``: torch's FlopCounterMode over one update."""
+    model = _model(network, precision, batch_size).to(device)
+    batches = model.build_batch_source(device if device.type == "cuda" else None)
     model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
     optimizer = model.configure_optimizers()
 
@@ -76,14 +98,19 @@ def raw_ms_per_update(network: str, precision: str, batch_size: int, updates: in
         optimizer.step()
         polyak_update(model.target_net, model.q_net, model.hparams.target_tau)
 
+    def sample():
+        return {key: value.to(device) for key, value in batches.sample().items()}
+
     counter = FlopCounterMode(display=False)
     with counter:
-        update(batches.sample())
-    stamps = []
-    for _ in range(updates):
-        update(batches.sample())
-        stamps.append(time.perf_counter())
-    return _median_ms(stamps, skip=10), counter.get_total_flops() / 1e9
+        update(sample())
+    fixed = sample()
+    return {
+        "raw_ms": _ms_per_call(lambda: update(sample()), updates, device),
+        "update_ms": _ms_per_call(lambda: update(fixed), updates, device),
+        "sample_ms": _ms_per_call(sample, updates, device),
+        "gflop_per_update": counter.get_total_flops() / 1e9,
+    }
 
 
 def acting_steps_per_second(num_envs: int | None, seconds: float = 5.0) -> float:
@@ -109,28 +136,46 @@ def acting_steps_per_second(num_envs: int | None, seconds: float = 5.0) -> float
     return steps / (time.perf_counter() - started)
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return "CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=200, help="updates timed per configuration")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batch-size", type=int, default=32, help="expert transitions per update")
+    parser.add_argument("--precisions", nargs="+", default=["32", "bf16"], choices=["32", "bf16"])
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results: dict = {"threads": args.threads, "torch": torch.__version__, "updates": {}}
+    device = torch.device(args.device)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model()
+    results: dict = {"threads": args.threads, "torch": torch.__version__, "device": machine,
+                     "batch_size": args.batch_size, "updates": {}}
 
-    print(f"(a, b) ms per offline IQ update, batch 32, {args.threads} torch thread(s); median of {args.updates}")
-    print("| network | precision | Lightning | raw PyTorch | overhead | GFLOP/update | GFLOP/s (raw) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(f"(a, b) ms per offline IQ update on {machine}, batch {args.batch_size}, {args.threads} torch "
+          f"thread(s); medians, {args.updates} updates each")
+    print("| network | precision | Lightning loop | raw loop | update alone | sampling | loop + sampling overhead "
+          "| GFLOP/update | GFLOP/s (update alone) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for network in ("nature", "small"):
-        for precision in ("32", "bf16"):
-            lightning_ms = lightning_ms_per_update(network, precision, 32, args.updates)
-            raw_ms, gflop = raw_ms_per_update(network, precision, 32, args.updates)
-            overhead = lightning_ms / raw_ms - 1.0
-            results["updates"][f"{network}/{precision}"] = {
-                "lightning_ms": lightning_ms, "raw_ms": raw_ms, "overhead": overhead, "gflop_per_update": gflop,
-                "gflop_per_s": gflop / (raw_ms / 1000.0)}
-            print(f"| {network} | {precision} | {lightning_ms:.1f} | {raw_ms:.1f} | {overhead:+.1%} | {gflop:.2f} "
-                  f"| {gflop / (raw_ms / 1000.0):.1f} |", flush=True)
+        for precision in args.precisions:
+            row = raw_loop_figures(network, precision, args.batch_size, args.updates, device)
+            row["lightning_ms"] = lightning_ms_per_update(network, precision, args.batch_size, args.updates, device)
+            row["overhead"] = row["lightning_ms"] / row["update_ms"] - 1.0
+            row["gflop_per_s"] = row["gflop_per_update"] / (row["update_ms"] / 1000.0)
+            results["updates"][f"{network}/{precision}"] = row
+            print(f"| {network} | {precision} | {row['lightning_ms']:.1f} | {row['raw_ms']:.1f} | {row['update_ms']:.1f} "
+                  f"| {row['sample_ms']:.2f} | {row['overhead']:+.1%} | {row['gflop_per_update']:.2f} "
+                  f"| {row['gflop_per_s']:.1f} |", flush=True)
 
     print("\n(c) env steps/s while acting greedily with the Nature CNN (fp32)")
     results["acting"] = {"make_env": acting_steps_per_second(None)}

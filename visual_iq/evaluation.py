@@ -57,13 +57,20 @@ def evaluate(
     also return the first env's episode as an `Episode`.
     """
     rollout = VectorRollout(settings, episodes, seed)
+    running = np.ones(episodes, bool)
+
+    def act_where_running(observations: np.ndarray) -> np.ndarray:
+        # A finished env plays on (autoreset) but is not counted: no network pass for it.
+        actions = np.zeros(episodes, np.int64)
+        actions[running] = policy(observations[running])
+        return actions
+
     try:
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, np.int64)
-        running = np.ones(episodes, bool)
         first = EpisodeBuilder(settings, rollout.observations[0], seed) if record_first else None
         for _ in range(max_steps):
-            step = rollout.step(policy)
+            step = rollout.step(act_where_running)
             if first is not None and running[0]:
                 first.add(int(step.actions[0]), float(step.rewards[0]), step.observations[0],
                           step.terminated[0], step.truncated[0])
