@@ -60,10 +60,15 @@ class DeviceReplay:
         first = max(self.synced - 1, 0, buffer.written - buffer.capacity)
         slots = torch.arange(first, buffer.written) % buffer.capacity
         host_slots = slots.numpy()
-        device_slots = slots.to(self.device)
-        self.frames[:, device_slots] = torch.from_numpy(buffer.frames[:, host_slots]).to(self.device)
+
+        def to_device(array) -> Tensor:
+            # From pageable memory a non-blocking copy is staged at once: the host does not wait for the GPU.
+            return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+        device_slots = to_device(host_slots)
+        self.frames[:, device_slots] = to_device(buffer.frames[:, host_slots])
         for name in _SLOT_ARRAYS:
-            getattr(self, name)[:, device_slots] = torch.from_numpy(getattr(buffer, name)[:, host_slots]).to(self.device)
+            getattr(self, name)[:, device_slots] = to_device(getattr(buffer, name)[:, host_slots])
         self.synced = buffer.written
 
     # ------------------------------------------------------------------ validity, as in FrameReplayBuffer

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Here (the CPU machine, which reaches the package registries): download, into .whl/, the wheels
+# that the GPU machine's image lacks (Python 3.12 there; it has torch, lightning, tensorboard,
+# opencv, numpy, pyyaml, cloudpickle). Then: device run with carry [".whl"] and
+# `bash benchmarks/device/run.sh SECONDS` (see run.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mkdir -p .whl
+for wheel in gymnasium==1.4.0 ale-py==0.12.1 jsonargparse==4.53.0 docstring_parser==0.18.0 \
+             typeshed_client==2.15.0 Farama-Notifications==0.0.6; do
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl "$wheel"
+done
+ls -la .whl
