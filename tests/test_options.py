@@ -11,7 +11,9 @@ from visual_iq.batches import BatchSource
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.collector import env_steps_before_update
 from visual_iq.demos import load_episodes
+from visual_iq.errors import TrainingDiverged
 from visual_iq.losses import iq_loss, soft_value
+from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 from visual_iq.networks import build_q_network
 from visual_iq.objectives import IQObjective
 
@@ -128,3 +130,29 @@ def test_next_value_from_the_online_network_carries_gradient(catch_buffer):
                           alpha=0.01, gamma=0.99)
     without = torch.autograd.grad(detached, list(q_net.parameters()))
     assert not all(torch.allclose(a, b) for a, b in zip(with_gradient, without))
+
+
+class _PoisonAfter(L.Callback):
+    """Makes every loss from update ``update`` on NaN (as a diverging run's would be)."""
+
+    def __init__(self, update: int) -> None:
+        self.update = update
+
+    def on_fit_start(self, trainer, module) -> None:
+        objective = module.objective
+
+        def poisoned(q_net, target_net, batch):
+            loss, terms, q = objective(q_net, target_net, batch)
+            return (loss * float("nan") if module.global_step >= self.update else loss), terms, q
+
+        module.objective = poisoned
+
+
+def test_a_nan_loss_stops_training_by_the_next_logging_step(tmp_path):
+    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, eval_episodes=1,
+                    eval_video=False)
+    trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=40, val_check_interval=40, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=5, default_root_dir=tmp_path, callbacks=[_PoisonAfter(7)])
+    with pytest.raises(TrainingDiverged, match=r"the IQ loss became nan by update 10 \(terms: "):
+        trainer.fit(model)
