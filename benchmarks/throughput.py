@@ -44,7 +44,7 @@ class _StepTimer(L.Callback):
 
 
 def _median_ms(stamps: list[float], skip: int) -> float:
-    gaps = np.diff(stamps[skip:])
+    gaps = np.diff(stamps[min(skip, len(stamps) // 2):])  # the first updates warm up
     return 1000.0 * float(statistics.median(gaps))
 
 

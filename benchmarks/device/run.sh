@@ -3,7 +3,8 @@
 #   bash benchmarks/device/run.sh TRAIN_SECONDS [extra visual-iq fit options...]
 # Writes to $OUT (the device tool's return folder; results/device here for a dry run):
 # card.txt, throughput.log/.json (benchmarks/throughput.py on the GPU, batch 64), fit.log, the
-# TensorBoard events of the online run (OUT/pong_online/0/) and its last checkpoint (last.ckpt).
+# TensorBoard events of the online run (OUT/pong_online/0/) and its last checkpoint exported
+# (pong_online_agent.ckpt).
 # DEVICE=cpu and a few seconds make a dry run on the CPU machine.
 set -u
 TRAIN_SECONDS=${1:-300}
@@ -32,6 +33,8 @@ timeout --signal=INT "$TRAIN_SECONDS" $PYTHON -m visual_iq fit --config conf/pon
   --trainer.logger.init_args.save_dir "$OUT" --trainer.logger.init_args.version 0 "$@" > "$OUT/fit.log" 2>&1
 tail -n 5 "$OUT/fit.log"
 mv "$OUT"/pong_online/version_0 "$OUT"/pong_online/0 2>/dev/null
-cp "$OUT"/pong_online/0/checkpoints/last.ckpt "$OUT/last.ckpt" 2>/dev/null
+# The full checkpoint holds the 50k-frame replay (~350 MB, over the device tool's 16 MB per file):
+# bring back the exported agent (network, hparams, env settings) instead.
+$PYTHON tools/export.py "$OUT"/pong_online/0/checkpoints/last.ckpt "$OUT/pong_online_agent.ckpt"
 rm -rf "$OUT"/pong_online/0/checkpoints
 ls -la "$OUT" "$OUT"/pong_online/0
