@@ -184,7 +184,7 @@ def test_nan_loss_stops_training_with_a_clear_message(tmp_path, monkeypatch, cap
     monkeypatch.setattr(visual_iq.objectives, "iq_loss", nan_loss)
     assert _fit(tmp_path) == 1
     err = capsys.readouterr().err
-    assert "visual-iq: error: the IQ loss became nan at update 0 (terms: reward_loss=1)" in err
+    assert "visual-iq: error: the IQ loss became nan by update 0 (terms: reward_loss=1)" in err
 
 
 def test_reward_tool_reports_correlations_and_plots(smoke_run, tmp_path, capsys):
