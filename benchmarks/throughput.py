@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from visual_iq.batches import sampling_device
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.demos import episode_paths, load_episode
 from visual_iq.envs import EnvSettings, make_env
@@ -87,7 +88,7 @@ def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int
     whole (``raw_ms``), without sampling (``update_ms``: the same batch every time) and sampling
     alone (``sample_ms``); ``gflop_per_update``: torch's FlopCounterMode over one update."""
     model = _model(network, precision, batch_size).to(device)
-    batches = model.build_batch_source(device if device.type == "cuda" else None)
+    batches = model.build_batch_source(sampling_device(device))
     model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
     optimizer = model.configure_optimizers()
 

@@ -25,6 +25,14 @@ from visual_iq.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
 BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
 
 
+def sampling_device(device: torch.device, device_replay: bool | None = None) -> torch.device | None:
+    """Where to sample batches when training on ``device``: there (``device_replay``; None: on a
+    GPU, not on a CPU), or on the host (None)."""
+    if device_replay is None:
+        device_replay = device.type == "cuda"
+    return device if device_replay else None
+
+
 class BatchSource:
     """Samples ``batch_size`` expert transitions (and ``batch_size`` policy ones if ``policy``).
 

@@ -15,6 +15,7 @@ transitions drawn, uniformly).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,7 +35,7 @@ class DeviceReplay:
     """
 
     def __init__(self, buffer: FrameReplayBuffer, device: torch.device | str, static: bool = False) -> None:
-        self.buffer, self.device, self.static = buffer, torch.device(device), static
+        self.buffer, self.device = buffer, torch.device(device)
         self.reload()
         self._offsets = torch.arange(buffer.stack_size - 1, -1, -1, device=self.device)  # oldest first
         self._valid_list: Tensor | None = None
@@ -58,8 +59,7 @@ class DeviceReplay:
         if buffer.written == self.synced:
             return
         first = max(self.synced - 1, 0, buffer.written - buffer.capacity)
-        slots = torch.arange(first, buffer.written) % buffer.capacity
-        host_slots = slots.numpy()
+        host_slots = np.arange(first, buffer.written) % buffer.capacity
 
         def to_device(array) -> Tensor:
             # From pageable memory a non-blocking copy is staged at once: the host does not wait for the GPU.

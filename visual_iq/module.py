@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from visual_iq.agent import SoftQAgent, check_checkpoint_settings, with_target_network
-from visual_iq.batches import BatchSource, BatchStream, OneDummyItem
+from visual_iq.batches import BatchSource, BatchStream, OneDummyItem, sampling_device
 from visual_iq.collector import Collector, env_steps_before_update
 from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, num_actions
 from visual_iq.errors import CheckpointError, TrainingDiverged
@@ -150,9 +150,7 @@ class IQLearn(L.LightningModule):
         bf16 = resolve_precision(self.hparams.precision, device) == "bf16"
         self.q_net.bf16_trunk = self.target_net.bf16_trunk = bf16
         if stage == "fit" and self.batches is None:
-            on_device = self.hparams.device_replay
-            self.batches = self.build_batch_source(device if on_device or (on_device is None and
-                                                                           device.type == "cuda") else None)
+            self.batches = self.build_batch_source(sampling_device(device, self.hparams.device_replay))
 
     def build_batch_source(self, device: torch.device | None = None) -> BatchSource:
         """Batches from the demos (checked against the env settings) and, online, an empty policy
