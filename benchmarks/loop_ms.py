@@ -1,16 +1,20 @@
 """Median ms per update of Lightning's training loop (what `visual-iq fit` runs) for the code on PYTHONPATH.
 
-    python benchmarks/loop_ms.py THREADS NETWORK UPDATES
+    python benchmarks/loop_ms.py THREADS NETWORK UPDATES [--keep-freed-memory]
 
 Offline IQ on the first Pong demo, batch 32, fp32, no evaluation. It uses only what every
 version of `IQLearn` has, so it compares commits: run it from a `git worktree` of the old commit
 with ``PYTHONPATH=.`` and from this one, alternating (these machines drift by ±30 %).
+It also counts minor page faults per update (memory the allocator handed back to the OS and
+faults in again); ``--keep-freed-memory`` tells glibc's malloc to keep freed memory instead.
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import resource
 import statistics
-import sys
 import time
 
 import lightning as L
@@ -24,13 +28,27 @@ from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 class _Stamps(L.Callback):
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.faults: list[int] = []
 
     def on_train_batch_end(self, *args) -> None:
         self.times.append(time.perf_counter())
+        self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
 
 def main() -> None:
-    threads, network, updates = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("threads", type=int)
+    parser.add_argument("network", choices=("nature", "small"))
+    parser.add_argument("updates", type=int)
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc mallopt: no mmap for blocks under 32 MB, never trim the heap")
+    args = parser.parse_args()
+    threads, network, updates = args.threads, args.network, args.updates
+    if args.keep_freed_memory:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
     torch.set_num_threads(threads)
     model = IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision="32", batch_size=32,
                     eval_video=False)
@@ -40,7 +58,9 @@ def main() -> None:
                         log_every_n_steps=50, callbacks=[stamps])
     trainer.fit(model)
     median = 1000 * statistics.median(np.diff(stamps.times[10:]))
-    print(f"{visual_iq.__file__}: {threads} thread(s), {network}: {median:.1f} ms per update")
+    faults = (stamps.faults[-1] - stamps.faults[10]) / (len(stamps.faults) - 11)
+    print(f"{visual_iq.__file__}: {threads} thread(s), {network}: {median:.1f} ms per update, "
+          f"{faults:.0f} minor page faults per update")
 
 
 if __name__ == "__main__":
