@@ -1,14 +1,16 @@
 """Throughput and memory figures of the pipeline on this machine. Prints a table; times nothing in tests.
 
     python benchmarks/throughput.py [--updates 200] [--threads 1] [--device cpu|cuda] [--batch-size 32]
-        [--precisions 32 bf16] [--json results/throughput.json]
+        [--precisions 32 bf16] [--capture false true] [--no-acting] [--json results/throughput.json]
 
 (a) ms per offline IQ update, split up: Lightning's training loop (`visual-iq fit`'s), a raw
     PyTorch loop doing the same sampling, forward/backward, Adam step and target update, the
     update alone on a batch already there (the lower bound), and sampling alone; the loop and
     sampling overhead is Lightning's time over the update alone. Also the FLOP rate of the update
     (FLOPs of one update counted by torch's FlopCounterMode). (b) the same per precision and
-    network. On cuda, batches are sampled on the device (`device_replay`) as `visual-iq fit` does there.
+    network, and with the update's loss replayed from CUDA graphs or not (``--capture``; cuda only,
+    `visual_iq.capture`). On cuda, batches are sampled on the device (`device_replay`) as
+    `visual-iq fit` does there.
 (c) env steps/s of `make_env` and of the vector env while acting greedily with the network.
 (d) bytes per transition of the replay storage. (e) bytes per frame of the shipped demo files.
 """
@@ -49,9 +51,9 @@ def _median_ms(stamps: list[float], skip: int) -> float:
     return 1000.0 * float(statistics.median(gaps))
 
 
-def _model(network: str, precision: str, batch_size: int) -> IQLearn:
+def _model(network: str, precision: str, batch_size: int, capture: bool = False) -> IQLearn:
     return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision=precision,
-                   batch_size=batch_size, eval_video=False)
+                   batch_size=batch_size, eval_video=False, capture=capture)
 
 
 def _sync(device: torch.device) -> None:
@@ -74,8 +76,9 @@ def _ms_per_call(function, calls: int, device: torch.device, blocks: int = 5) ->
     return float(statistics.median(means))
 
 
-def lightning_ms_per_update(network: str, precision: str, batch_size: int, updates: int, device: torch.device) -> float:
-    model, timer = _model(network, precision, batch_size), _StepTimer()
+def lightning_ms_per_update(network: str, precision: str, batch_size: int, updates: int, device: torch.device,
+                            capture: bool) -> float:
+    model, timer = _model(network, precision, batch_size, capture), _StepTimer()
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=updates, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         log_every_n_steps=50, callbacks=[timer], accelerator=device.type, devices=1)
@@ -83,17 +86,19 @@ def lightning_ms_per_update(network: str, precision: str, batch_size: int, updat
     return _median_ms(timer.stamps, skip=10)
 
 
-def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int, device: torch.device) -> dict:
+def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int, device: torch.device,
+                     capture: bool) -> dict:
     """The work of `IQLearn.training_step` + optimizer + target update with no framework, timed as a
     whole (``raw_ms``), without sampling (``update_ms``: the same batch every time) and sampling
     alone (``sample_ms``); ``gflop_per_update``: torch's FlopCounterMode over one update."""
     model = _model(network, precision, batch_size).to(device)
     batches = model.build_batch_source(sampling_device(device))
     model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
+    model.update_loss.configure(capture, None)
     optimizer = model.configure_optimizers()
 
     def update(batch) -> None:
-        loss, _, _ = model.objective(model.q_net, model.target_net, batch)
+        loss = model.update_loss(batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -103,8 +108,10 @@ def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int
         return {key: value.to(device) for key, value in batches.sample().items()}
 
     counter = FlopCounterMode(display=False)
-    with counter:
-        update(sample())
+    with counter:  # counted eagerly: a graph replay runs no torch ops the counter could see
+        loss, _, _ = model.objective(model.q_net, model.target_net, sample())
+        loss.backward()
+    optimizer.zero_grad()
     fixed = sample()
     return {
         "raw_ms": _ms_per_call(lambda: update(sample()), updates, device),
@@ -154,6 +161,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=32, help="expert transitions per update")
     parser.add_argument("--precisions", nargs="+", default=["32", "bf16"], choices=["32", "bf16"])
+    parser.add_argument("--capture", nargs="+", default=["false"], choices=["false", "true"],
+                        help="replay the update's loss from CUDA graphs (cuda only): false, true or both")
+    parser.add_argument("--no-acting", action="store_true", help="skip (c), the env steps/s")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -164,19 +174,24 @@ def main() -> None:
 
     print(f"(a, b) ms per offline IQ update on {machine}, batch {args.batch_size}, {args.threads} torch "
           f"thread(s); medians, {args.updates} updates each")
-    print("| network | precision | Lightning loop | raw loop | update alone | sampling | loop + sampling overhead "
-          "| GFLOP/update | GFLOP/s (update alone) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| network | precision | CUDA graphs | Lightning loop | raw loop | update alone | sampling "
+          "| loop + sampling overhead | GFLOP/update | GFLOP/s (update alone) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for network in ("nature", "small"):
         for precision in args.precisions:
-            row = raw_loop_figures(network, precision, args.batch_size, args.updates, device)
-            row["lightning_ms"] = lightning_ms_per_update(network, precision, args.batch_size, args.updates, device)
-            row["overhead"] = row["lightning_ms"] / row["update_ms"] - 1.0
-            row["gflop_per_s"] = row["gflop_per_update"] / (row["update_ms"] / 1000.0)
-            results["updates"][f"{network}/{precision}"] = row
-            print(f"| {network} | {precision} | {row['lightning_ms']:.1f} | {row['raw_ms']:.1f} | {row['update_ms']:.1f} "
-                  f"| {row['sample_ms']:.2f} | {row['overhead']:+.1%} | {row['gflop_per_update']:.2f} "
-                  f"| {row['gflop_per_s']:.1f} |", flush=True)
+            for capture in (value == "true" for value in args.capture):
+                row = raw_loop_figures(network, precision, args.batch_size, args.updates, device, capture)
+                row["lightning_ms"] = lightning_ms_per_update(network, precision, args.batch_size, args.updates,
+                                                              device, capture)
+                row["overhead"] = row["lightning_ms"] / row["update_ms"] - 1.0
+                row["gflop_per_s"] = row["gflop_per_update"] / (row["update_ms"] / 1000.0)
+                results["updates"][f"{network}/{precision}" + ("/graphs" if capture else "")] = row
+                print(f"| {network} | {precision} | {'yes' if capture else 'no'} | {row['lightning_ms']:.2f} "
+                      f"| {row['raw_ms']:.2f} | {row['update_ms']:.2f} | {row['sample_ms']:.2f} | {row['overhead']:+.1%} "
+                      f"| {row['gflop_per_update']:.2f} | {row['gflop_per_s']:.1f} |", flush=True)
+    if args.no_acting:
+        _write_json(results, args.json)
+        return
 
     print("\n(c) env steps/s while acting greedily with the Nature CNN (fp32)")
     results["acting"] = {"make_env": acting_steps_per_second(None)}
@@ -197,9 +212,13 @@ def main() -> None:
     results["demo_bytes_per_frame"] = size / frames
     print(f"(e) demo files: {results['demo_bytes_per_frame']:.1f} bytes per frame "
           f"({len(paths)} Pong episodes, {frames:,} frames, {size / 2**20:.1f} MiB)")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    _write_json(results, args.json)
+
+
+def _write_json(results: dict, path: str | None) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ LAYERS = [
     {"errors", "files", "catch", "augment", "losses"},
     {"envs", "networks", "objectives", "hyperparameters"},
     {"demos", "experts"},
-    {"buffer", "rollout", "agent"},
+    {"buffer", "rollout", "agent", "capture"},
     {"device_replay"},
     {"batches", "collector", "evaluation", "rewards", "recording", "curves"},
     {"module"},

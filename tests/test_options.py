@@ -139,13 +139,13 @@ class _PoisonAfter(L.Callback):
         self.update = update
 
     def on_fit_start(self, trainer, module) -> None:
-        objective = module.objective
+        update_loss = module.update_loss
 
-        def poisoned(q_net, target_net, batch):
-            loss, terms, q = objective(q_net, target_net, batch)
-            return (loss * float("nan") if module.global_step >= self.update else loss), terms, q
+        def poisoned(batch):
+            loss = update_loss(batch)
+            return loss * float("nan") if module.global_step >= self.update else loss
 
-        module.objective = poisoned
+        module.update_loss = poisoned
 
 
 def test_a_nan_loss_stops_training_by_the_next_logging_step(tmp_path):

@@ -59,6 +59,13 @@ def implicit_reward(q_taken: Tensor, next_v: Tensor, terminated: Tensor, gamma: 
     return q_taken - discounted_next_value(next_v, terminated, gamma)
 
 
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` where ``mask`` is true, without indexing: no data-dependent shape and no
+    read back to the host, so the loss can be captured in a CUDA graph (`visual_iq.capture`)."""
+    mask = mask.bool()  # `where`, not a product: a non-finite value outside the mask stays out
+    return torch.where(mask, values, 0.0).sum() / mask.sum()
+
+
 def iq_loss(
     q: Tensor,
     actions: Tensor,
@@ -71,6 +78,7 @@ def iq_loss(
     variant: Variant = "value_expert",
     chi2_alpha: float | None = 0.5,
     initial_v: Tensor | None = None,
+    with_metrics: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """IQ-Learn loss and its terms.
 
@@ -85,6 +93,8 @@ def iq_loss(
         variant: which states the value term uses (see module docstring).
         chi2_alpha: weight 1/(4·chi2_alpha) of the χ² term; None disables it.
         initial_v: (N,) V(s0) of initial states; required by ``v0``.
+        with_metrics: also return the terms below; False returns none and reads nothing back
+            to the host (whether policy rows exist), as a captured update needs.
 
     Returns:
         (loss, metrics) where metrics hold detached terms: ``reward_loss``, ``value_loss``,
@@ -97,9 +107,9 @@ def iq_loss(
     reward = implicit_reward(taken(q, actions), next_v, terminated, gamma)
     value_step = v - discounted_next_value(next_v, terminated, gamma)
 
-    reward_loss = -reward[is_expert].mean()
+    reward_loss = -masked_mean(reward, is_expert)
     if variant == "value_expert":
-        value_loss = value_step[is_expert].mean()
+        value_loss = masked_mean(value_step, is_expert)
     elif variant == "value":
         value_loss = value_step.mean()
     else:
@@ -107,32 +117,37 @@ def iq_loss(
             raise ValueError("the v0 variant needs initial_v, the values of initial states")
         value_loss = (1.0 - gamma) * initial_v.mean()
     loss = reward_loss + value_loss
+    chi2_loss = None
+    if chi2_alpha is not None:
+        squared = reward**2
+        chi2_loss = (squared.mean() if variant == "value" else masked_mean(squared, is_expert)) / (4.0 * chi2_alpha)
+        loss = loss + chi2_loss
+    if not with_metrics:
+        return loss, {}
 
     metrics = {
         "reward_loss": reward_loss.detach(),
         "value_loss": value_loss.detach(),
-        "reward_expert": reward[is_expert].detach().mean(),
-        "v_expert": v[is_expert].detach().mean(),
+        "reward_expert": -reward_loss.detach(),
+        "v_expert": masked_mean(v.detach(), is_expert),
     }
     if (~is_expert).any():
-        metrics["reward_policy"] = reward[~is_expert].detach().mean()
-    if chi2_alpha is not None:
-        regularised = reward if variant == "value" else reward[is_expert]
-        chi2_loss = (regularised**2).mean() / (4.0 * chi2_alpha)
-        loss = loss + chi2_loss
+        metrics["reward_policy"] = masked_mean(reward.detach(), ~is_expert)
+    if chi2_loss is not None:
         metrics["chi2_loss"] = chi2_loss.detach()
     return loss, metrics
 
 
-def bc_loss(q: Tensor, actions: Tensor, is_expert: Tensor, *, alpha: float) -> tuple[Tensor, dict[str, Tensor]]:
+def bc_loss(q: Tensor, actions: Tensor, is_expert: Tensor, *, alpha: float,
+            with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
     """Cross-entropy of softmax(Q/α) on the expert rows' actions; metrics: ``bc_loss``."""
-    is_expert = is_expert.bool()
-    loss = F.cross_entropy(q[is_expert] / alpha, actions[is_expert].long())
-    return loss, {"bc_loss": loss.detach()}
+    loss = masked_mean(F.cross_entropy(q / alpha, actions.long(), reduction="none"), is_expert.bool())
+    return loss, ({"bc_loss": loss.detach()} if with_metrics else {})
 
 
 def sqil_loss(
-    q: Tensor, actions: Tensor, next_v: Tensor, terminated: Tensor, is_expert: Tensor, *, gamma: float
+    q: Tensor, actions: Tensor, next_v: Tensor, terminated: Tensor, is_expert: Tensor, *, gamma: float,
+    with_metrics: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Soft Q-learning towards r + γ(1−d)V(s') with r = 1 on expert and 0 on policy rows.
 
@@ -141,7 +156,9 @@ def sqil_loss(
     is_expert = is_expert.bool()
     q_taken = taken(q, actions)
     loss = F.mse_loss(q_taken, is_expert.float() + discounted_next_value(next_v, terminated, gamma))
-    metrics = {"td_loss": loss.detach(), "q_taken_expert": q_taken[is_expert].detach().mean()}
+    if not with_metrics:
+        return loss, {}
+    metrics = {"td_loss": loss.detach(), "q_taken_expert": masked_mean(q_taken.detach(), is_expert)}
     if (~is_expert).any():
-        metrics["q_taken_policy"] = q_taken[~is_expert].detach().mean()
+        metrics["q_taken_policy"] = masked_mean(q_taken.detach(), ~is_expert)
     return loss, metrics

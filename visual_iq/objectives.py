@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor, nn
 
-from visual_iq.errors import ConfigError
+from visual_iq.errors import ConfigError, TrainingDiverged
 from visual_iq.losses import VARIANTS, Variant, bc_loss, iq_loss, soft_value, sqil_loss
 
 Method = Literal["iq", "bc", "sqil"]
@@ -29,7 +29,9 @@ class Objective(Protocol):
     needs_initial_states: bool
     """Whether batches must carry ``initial_observations`` (episode starts)."""
 
-    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
+                 with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """(loss, metrics, q); ``with_metrics=False``: no metrics and no read back to the host."""
         ...
 
 
@@ -62,17 +64,20 @@ class IQObjective:
     def needs_initial_states(self) -> bool:
         return self.variant == "v0"
 
-    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
+                 with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         observations, is_expert = batch["observations"], batch["is_expert"]
         q = q_net(observations)
         next_v = next_soft_value(q_net, target_net, batch["next_observations"], self.alpha, self.next_value)
         initial_v = soft_value(q_net(batch["initial_observations"]), self.alpha) if self.needs_initial_states else None
         loss, metrics = iq_loss(q, batch["actions"], next_v, batch["terminated"], is_expert, alpha=self.alpha,
-                                gamma=self.gamma, variant=self.variant, chi2_alpha=self.chi2_alpha, initial_v=initial_v)
+                                gamma=self.gamma, variant=self.variant, chi2_alpha=self.chi2_alpha, initial_v=initial_v,
+                                with_metrics=with_metrics)
         if self.grad_penalty > 0:
             penalty = gradient_penalty(q_net, observations[is_expert], observations[~is_expert], self.alpha)
             loss = loss + self.grad_penalty * penalty
-            metrics["grad_penalty"] = penalty.detach()
+            if with_metrics:
+                metrics["grad_penalty"] = penalty.detach()
         return loss, metrics, q
 
 
@@ -83,9 +88,10 @@ class BCObjective:
     alpha: float
     needs_initial_states = False
 
-    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
+                 with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         q = q_net(batch["observations"])
-        loss, metrics = bc_loss(q, batch["actions"], batch["is_expert"], alpha=self.alpha)
+        loss, metrics = bc_loss(q, batch["actions"], batch["is_expert"], alpha=self.alpha, with_metrics=with_metrics)
         return loss, metrics, q
 
 
@@ -98,10 +104,12 @@ class SQILObjective:
     next_value: NextValue = "target"
     needs_initial_states = False
 
-    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
+                 with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         q = q_net(batch["observations"])
         next_v = next_soft_value(q_net, target_net, batch["next_observations"], self.alpha, self.next_value)
-        loss, metrics = sqil_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"], gamma=self.gamma)
+        loss, metrics = sqil_loss(q, batch["actions"], next_v, batch["terminated"], batch["is_expert"], gamma=self.gamma,
+                                  with_metrics=with_metrics)
         return loss, metrics, q
 
 
@@ -127,12 +135,15 @@ def make_objective(method: str, *, online: bool, alpha: float, gamma: float, var
 
 
 def gradient_penalty(q_net: nn.Module, expert: Tensor, policy: Tensor, alpha: float) -> Tensor:
-    """(‖∇_s V(s)‖ − 1)² at random interpolations of expert and policy states."""
+    """(‖∇_s V(s)‖ − 1)² at random interpolations of expert and policy states (also computed
+    inside ``torch.no_grad()``, as the logging pass does: the gradient w.r.t. s is the term)."""
     count = min(len(expert), len(policy))
     mix = torch.rand(count, 1, 1, 1, device=expert.device)
-    states = (mix * expert[:count].float() + (1 - mix) * policy[:count].float()).requires_grad_(True)
-    v = soft_value(q_net(states), alpha)
-    (gradient,) = torch.autograd.grad(v.sum(), states, create_graph=True)
+    differentiable = torch.is_grad_enabled()  # the penalty itself gets a gradient only if asked
+    with torch.enable_grad():
+        states = (mix * expert[:count].float() + (1 - mix) * policy[:count].float()).requires_grad_(True)
+        v = soft_value(q_net(states), alpha)
+        (gradient,) = torch.autograd.grad(v.sum(), states, create_graph=differentiable)
     return ((gradient.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
@@ -170,3 +181,14 @@ def soft_q_diagnostics(q: Tensor, actions: Tensor, is_expert: Tensor, alpha: flo
             metrics[f"v_{name}"] = v[rows].mean()
             metrics[f"entropy_{name}"] = entropy[rows].mean()
     return {**metrics, **action_agreement(q[is_expert], actions[is_expert])}
+
+
+def raise_if_diverged(loss: Tensor, terms: dict[str, Tensor], method: str, update: int) -> None:
+    """`TrainingDiverged` naming the update and the loss terms if the loss is not finite (reads
+    the loss back to the host: call it at logging steps, not every update)."""
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"the {method.upper()} loss became {loss.item()} by update {update} (terms: "
+            + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+            + "); lower lr or alpha, or enable the chi2 regulariser"
+        )
