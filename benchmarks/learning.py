@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py [--demos 1 5 20] [--updates 30000] [--online-updates 30000]
         [--eval-every 5000] [--eval-episodes 10] [--seeds 0] [--parallel 2] [--only offline|online]
+        [--targets 0 10] [--no-train]
 
 Arms: offline IQ and offline BC with each number of demo episodes (`--offline-config`, default
 conf/pong.yaml); online IQ and online SQIL with all of them (`--online-config`, default
@@ -11,13 +12,16 @@ once, each with ``--threads`` CPU threads (default: cores / parallel, so they sh
 instead of oversubscribing it). An arm whose run already finished its budget is
 read back, not trained again (``--retrain`` forces it), so an interrupted benchmark loses nothing;
 a run trained past the budget is read up to it (nothing in training depends on ``max_steps``, so
-its first N updates are those of an N-update run).
+its first N updates are those of an N-update run). ``--no-train`` trains nothing and reports the
+arms found under ``--runs`` (runs trained elsewhere, e.g. by benchmarks/device/run.sh on a GPU);
+arms not there are left out.
 
 It then measures the random policy's return (``--eval-episodes`` episodes per seed, on the same
 env settings and episode seeds as the arms' evaluations) and takes the expert's from the demos (the expert's own recorded
 episodes), and writes ``--out``.json (every arm's curve, final and best return, expert-normalised
 return = (agent - random) / (expert - random), and for online arms the env steps when the return
-first reached ``--target``) plus ``--out``_offline.png / _online.png. A Markdown table is printed.
+first reached each of ``--targets``), every arm's mean ± std across its seeds, plus
+``--out``_offline.png / _online.png. Markdown tables of both are printed.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ def train(arm: Arm, config: str, updates: int, args: argparse.Namespace) -> tupl
 
 
 def summarise(arm: Arm, curve: list[dict[str, float]], random_return: float, expert_return: float,
-              target: float, env_steps: dict[int, float]) -> dict:
+              targets: list[float], env_steps: dict[int, float]) -> dict:
     def normalised(value: float) -> float:
         return (value - random_return) / (expert_return - random_return)
 
@@ -140,9 +144,28 @@ def summarise(arm: Arm, curve: list[dict[str, float]], random_return: float, exp
         for row in curve:  # env steps at each evaluation: the last value logged at or before it
             before = [step for step in logged if step <= row["step"]]
             row["env_steps"] = env_steps[before[-1]] if before else None
-        reached = [row for row in curve if row["return_mean"] >= target]
-        summary["env_steps_to_target"] = reached[0]["env_steps"] if reached else None
+        summary["env_steps_to"] = {}
+        for target in targets:
+            reached = [row for row in curve if row["return_mean"] >= target]
+            summary["env_steps_to"][f"{target:g}"] = reached[0]["env_steps"] if reached else None
     return summary
+
+
+def across_seeds(summaries: list[dict]) -> list[dict]:
+    """Per arm without its seed: mean and std across seeds of the final and best returns."""
+    groups: dict[str, list[dict]] = {}
+    for summary in summaries:
+        groups.setdefault(summary["arm"].rsplit("-seed", 1)[0], []).append(summary)
+    rows = []
+    for name, members in groups.items():
+        finals = [m["final_return_mean"] for m in members]
+        bests = [m["best_return_mean"] for m in members]
+        rows.append({"arm": name, "seeds": [m["seed"] for m in members],
+                     "updates": [m["updates"] for m in members],
+                     "final_return_mean": float(np.mean(finals)), "final_return_std": float(np.std(finals)),
+                     "final_normalised": float(np.mean([m["final_normalised"] for m in members])),
+                     "best_return_mean": float(np.mean(bests)), "best_return_std": float(np.std(bests))})
+    return rows
 
 
 def measure_random_return(settings, episodes: int, seed: int) -> float:
@@ -151,17 +174,29 @@ def measure_random_return(settings, episodes: int, seed: int) -> float:
     return evaluate(uniform_policy(actions, seed), settings, episodes, seed=VALIDATION_SEED + seed).mean
 
 
-def table(summaries: list[dict]) -> str:
-    lines = ["| arm | updates | minutes | final return (mean ± std) | normalised | best (at updates) | env steps to target |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+def table(summaries: list[dict], targets: list[float]) -> str:
+    lines = ["| arm | updates | minutes | final return (mean ± std) | normalised | best (at updates) | "
+             + " | ".join(f"env steps to {target:+g}" for target in targets) + " |",
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * len(targets)]
     for s in summaries:
-        to_target = s.get("env_steps_to_target", "")
-        to_target = "not reached" if s["online"] and to_target is None else (f"{to_target:,.0f}" if to_target else "")
+        cells = []
+        for target in targets:
+            steps = s.get("env_steps_to", {}).get(f"{target:g}")
+            cells.append(("not reached" if steps is None else f"{steps:,.0f}") if s["online"] else "")
         lines.append(
             f"| {s['arm']} | {s['updates']:,} | {s['minutes']:.1f} | {s['final_return_mean']:+.1f} ± "
             f"{s['final_return_std']:.1f} | {s['final_normalised']:.2f} | {s['best_return_mean']:+.1f} "
-            f"({s['best_updates']:,}) | {to_target} |"
+            f"({s['best_updates']:,}) | " + " | ".join(cells) + " |"
         )
+    return "\n".join(lines)
+
+
+def seeds_table(rows: list[dict]) -> str:
+    lines = ["| arm | seeds | final return, mean ± std across seeds | normalised | best return across seeds |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {len(r['seeds'])} | {r['final_return_mean']:+.1f} ± {r['final_return_std']:.1f} "
+                     f"| {r['final_normalised']:.2f} | {r['best_return_mean']:+.1f} ± {r['best_return_std']:.1f} |")
     return "\n".join(lines)
 
 
@@ -176,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", choices=("offline", "online"), default=None)
-    parser.add_argument("--target", type=float, default=10.0, help="online: report env steps to this return")
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.0, 10.0],
+                        help="online: report the env steps at which the return first reached each of these")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: report the arms already under --runs (those missing are left out)")
     parser.add_argument("--parallel", type=int, default=2, help="arms trained at once")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per arm (default: cores / --parallel, at least 1)")
@@ -192,9 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     arms = arms_to_run(args.demos, args.seeds, args.only)
     configs = {False: args.offline_config, True: args.online_config}
     budgets = {False: args.updates, True: args.online_updates}
-    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        outcomes = list(pool.map(lambda arm: train(arm, configs[arm.online], budgets[arm.online], args), arms))
-    failed = [arm.name for arm, code in outcomes if code != 0]
+    failed: list[str] = []
+    if args.no_train:
+        missing = [arm.name for arm in arms if not run_dir(arm, args.runs).is_dir()]
+        if missing:
+            print(f"not under {args.runs}, left out: {', '.join(missing)}", flush=True)
+        arms = [arm for arm in arms if arm.name not in missing]
+        if not arms:
+            print(f"error: no arm's run is under {args.runs}", file=sys.stderr)
+            return 1
+    else:
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            outcomes = list(pool.map(lambda arm: train(arm, configs[arm.online], budgets[arm.online], args), arms))
+        failed = [arm.name for arm, code in outcomes if code != 0]
     if failed:
         print(f"error: these arms failed (see their logs in {args.runs}): {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -209,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         directory = run_dir(arm, args.runs)
         env_steps = env_steps_at_evaluations(directory) if arm.online else {}
         curve = curve_within_budget(directory, budgets[arm.online])
-        summaries.append(summarise(arm, curve, random_return, expert_return,
-                                   args.target, env_steps))
+        summaries.append(summarise(arm, curve, random_return, expert_return, args.targets, env_steps))
+    seeds = across_seeds(summaries)
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "random_return": random_return, "random_return_per_seed": random_returns, "expert_return": expert_return, "expert_demos": demos_dir,
         "eval_episodes": args.eval_episodes, "offline_config": args.offline_config,
         "online_config": args.online_config, "updates": args.updates, "online_updates": args.online_updates,
-        "settings": args.set, "arms": summaries,
+        "settings": args.set, "arms": summaries, "across_seeds": seeds,
     }
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2))
     for online, suffix in ((False, "offline"), (True, "online")):
@@ -226,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         if curves:
             plot_curves(curves, f"{out}_{suffix}.png")
     print(f"random policy: {random_return:+.2f}; expert (demos {demos_dir}): {expert_return:+.2f}")
-    print(table(summaries))
+    print(table(summaries, args.targets))
+    print()
+    print(seeds_table(seeds))
     print(f"wrote {out.with_suffix('.json')}")
     return 0
 

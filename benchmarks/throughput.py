@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -107,11 +108,12 @@ def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int
     def sample():
         return {key: value.to(device) for key, value in batches.sample().items()}
 
+    # FLOPs counted eagerly (a graph replay runs no op the counter sees) on copies of the networks:
+    # an autograd graph of the timed networks made on the default stream would break the recording.
     counter = FlopCounterMode(display=False)
-    with counter:  # counted eagerly: a graph replay runs no torch ops the counter could see
-        loss, _, _ = model.objective(model.q_net, model.target_net, sample())
-        loss.backward()
-    optimizer.zero_grad()
+    q_net, target_net = copy.deepcopy(model.q_net), copy.deepcopy(model.target_net)
+    with counter:
+        model.objective(q_net, target_net, sample())[0].backward()
     fixed = sample()
     return {
         "raw_ms": _ms_per_call(lambda: update(sample()), updates, device),

@@ -61,3 +61,25 @@ def test_runs_longer_than_the_budget_are_read_up_to_it(benchmark, capsys):
     for arm in report["arms"]:
         assert [row["step"] for row in arm["curve"]] == [10]
         assert arm["updates"] == 10
+
+
+def test_no_train_reports_the_runs_there_and_leaves_the_missing_out(benchmark, capsys):
+    root, args = benchmark
+    events = sorted((root / "runs").rglob("events.out.tfevents.*"))
+    report_args = args + ["--no-train", "--seeds", "0", "1", "--targets", "-5", "10", "--out", str(root / "read")]
+    assert learning.main(report_args) == 0
+    out = capsys.readouterr().out
+    assert "left out: offline-iq-2demos-seed1" in out and "env steps to -5" in out
+    assert sorted((root / "runs").rglob("events.out.tfevents.*")) == events  # nothing trained
+    report = json.loads((root / "read.json").read_text())
+    assert {arm["seed"] for arm in report["arms"]} == {0}
+    online = [arm for arm in report["arms"] if arm["online"]]
+    for arm in online:
+        assert arm["env_steps_to"]["-5"] == arm["curve"][0]["env_steps"]  # Catch returns are ≥ -5 from the start
+    seeds = {row["arm"]: row for row in report["across_seeds"]}
+    assert set(seeds) == {"offline-iq-2demos", "offline-bc-2demos", "online-iq-2demos", "online-sqil-2demos"}
+    assert all(row["seeds"] == [0] and row["final_return_std"] == 0.0 for row in seeds.values())
+
+
+def test_no_train_with_no_run_there_is_an_error(tmp_path):
+    assert learning.main(ARGS + ["--no-train", "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 1

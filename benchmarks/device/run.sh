@@ -6,9 +6,10 @@
 #  2. benchmarks/throughput.py --device cuda, batch 64, with and without CUDA graphs;
 #  3. online Pong arms side by side (ARMS, default 3 IQ seeds + SQIL seed 0), trained for what is left
 #     of TOTAL_SECONDS after 1-2 less a reserve for set-up, the final evaluation and packing:
-#     conf/pong_online.yaml with 8 envs stepping once every 8 updates (1 update per env step, as the
-#     official recipe), 50k replay in all, evaluation every VAL_EVERY updates, THREADS CPU threads
-#     each; TensorBoard runs laid out as benchmarks/learning.py reads them (runs/<arm>/version_0).
+#     conf/pong_online.yaml (8 envs stepping once every 8 updates: 1 update per env step, as the
+#     official recipe; 50k replay in all), evaluation every VAL_EVERY updates, THREADS CPU threads
+#     each; TensorBoard runs laid out as benchmarks/learning.py reads them (runs/<arm>/version_0):
+#     summarise them here with benchmarks/learning.py --only online --no-train --runs <that folder>.
 # Writes to $OUT (results/device for a dry run): card.txt, capture.log/.json, throughput.log/.json,
 # and runs.tgz (each arm's events, fit log, and its best checkpoint exported as a small agent).
 # Dry run on a CPU: DEVICE=cpu VAL_EVERY=150 THREADS=1 CHECK="--device cpu --updates 2 --timed 2" \
@@ -53,7 +54,6 @@ for arm in $ARMS; do
   method=${arm%%:*}; seed=${arm##*:}; name=online-$method-20demos-seed$seed
   timeout $((TRAIN_SECONDS + 70)) $PYTHON -m visual_iq fit --config conf/pong_online.yaml --threads "$THREADS" \
     --seed_everything "$seed" --model.seed "$seed" --model.method "$method" \
-    --model.num_envs 8 --model.env_steps_per_update 0.125 --model.buffer_capacity 6250 \
     --trainer.max_time "$MAX_TIME" --trainer.val_check_interval "$VAL_EVERY" \
     --trainer.accelerator "$ACCELERATOR" --trainer.enable_progress_bar false --model.eval_video false \
     --trainer.logger.init_args.save_dir runs_device --trainer.logger.init_args.name "$name" \
