@@ -59,6 +59,9 @@ class UpdateLoss:
     CUDA graphs recorded on the first batch (``capture=True``). Same values either way.
 
     If recording fails, ``strict`` raises; otherwise a warning says why and the loss runs eagerly.
+    Recording fails if an autograd graph of these networks made outside it is still alive (a loss
+    kept from an eager backward pass): it ties the gradients to the default stream (measured on an
+    H200: ``cudaErrorStreamCaptureImplicit``). In `visual_iq.module.IQLearn` the first update records.
     """
 
     def __init__(self, objective: Objective, q_net: nn.Module, target_net: nn.Module, *, capture: bool = False,
