@@ -211,12 +211,12 @@ class IQLearn(L.LightningModule):
             steps = env_steps_before_update(self.global_step, self.hparams.env_steps_per_update)
             self.collector.collect(self._explore, steps)
         loss = self.update_loss(batch)
-        # Metrics (a no-gradient pass) and the NaN check wait for the device: every N updates only.
-        if self.global_step % self.trainer.log_every_n_steps == 0:
+        if self.global_step % self.trainer.log_every_n_steps == 0:  # reading values waits for the device
             self._check_and_log(loss.detach().clone(), batch)
         return loss
 
     def _check_and_log(self, loss: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
+        """The NaN check and the training metrics, from a no-gradient pass over this update's batch."""
         with torch.no_grad():
             _, terms, q = self.objective(self.q_net, self.target_net, batch)
         raise_if_diverged(loss, terms, self.hparams.method, self.global_step)
