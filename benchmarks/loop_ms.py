@@ -12,10 +12,11 @@ faults in again); ``--keep-freed-memory`` tells glibc's malloc to keep freed mem
 from __future__ import annotations
 
 import argparse
-import ctypes
+import importlib.util
 import resource
 import statistics
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -41,14 +42,15 @@ def main() -> None:
     parser.add_argument("network", choices=("nature", "small"))
     parser.add_argument("updates", type=int)
     parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="glibc mallopt: no mmap for blocks under 32 MB, never trim the heap")
+                        help="visual_iq.allocator.keep_freed_memory (what visual-iq fit does by default now)")
     args = parser.parse_args()
     threads, network, updates = args.threads, args.network, args.updates
     if args.keep_freed_memory:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
+        # From this checkout's file, not the package on PYTHONPATH (an older commit may lack it).
+        spec = importlib.util.spec_from_file_location("allocator", Path(__file__).parents[1] / "visual_iq/allocator.py")
+        allocator = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(allocator)
+        allocator.keep_freed_memory()
     torch.set_num_threads(threads)
     model = IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision="32", batch_size=32,
                     eval_video=False)

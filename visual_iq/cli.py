@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from visual_iq.agent import read_checkpoint
+from visual_iq.allocator import keep_freed_memory
 from visual_iq.envs import EnvSettings
 from visual_iq.errors import CheckpointError, ConfigError, VisualIQError
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
@@ -27,7 +28,8 @@ TRAINER_DEFAULTS = {
 
 
 class VisualIQCLI(LightningCLI):
-    """LightningCLI with a ``--threads`` setting that checks a ``--ckpt_path`` before Lightning reads it.
+    """LightningCLI with ``--threads`` and ``--keep_freed_memory`` settings that checks a ``--ckpt_path``
+    before Lightning reads it.
 
     Lightning replaces the config's model settings with the checkpoint's own; a checkpoint of
     another game than the config's would then be evaluated silently on its own game. This refuses
@@ -40,10 +42,17 @@ class VisualIQCLI(LightningCLI):
             help="CPU threads of this run: torch's intra-op threads, and the vector envs step on up to as many "
                  "(default: torch's own, i.e. OMP_NUM_THREADS or the number of cores; under DDP "
                  "cores / processes). For N runs side by side give each cores / N.")
+        parser.add_argument(
+            "--keep_freed_memory", type=bool, default=True,
+            help="keep freed host memory in the process (glibc malloc) instead of faulting it in again every "
+                 "update: measured 1.27x faster on 2 CPU threads; false: malloc's defaults")
 
     def before_instantiate_classes(self) -> None:
         subcommand = self.config.get("subcommand")
-        threads = (self.config[subcommand] if subcommand else self.config).get("threads")
+        config = self.config[subcommand] if subcommand else self.config
+        if config.get("keep_freed_memory", True):
+            keep_freed_memory()
+        threads = config.get("threads")
         if threads is not None:
             if threads < 1:
                 raise ConfigError(f"--threads must be at least 1, got {threads}")
