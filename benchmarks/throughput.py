@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from visual_iq.batches import sampling_device
 from visual_iq.buffer import FrameReplayBuffer
+from visual_iq.capture import capture_blocker
 from visual_iq.demos import episode_paths, load_episode
 from visual_iq.envs import EnvSettings, make_env
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
@@ -95,7 +96,8 @@ def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int
     model = _model(network, precision, batch_size).to(device)
     batches = model.build_batch_source(sampling_device(device))
     model.q_net.bf16_trunk = model.target_net.bf16_trunk = precision == "bf16"
-    model.update_loss.configure(capture, None)
+    model.update_loss.configure(capture, capture_blocker(device, bf16=precision == "bf16", grad_penalty=0.0,
+                                                         world_size=1))
     optimizer = model.configure_optimizers()
 
     def update(batch) -> None:
