@@ -1,72 +1,135 @@
 #!/usr/bin/env bash
-# On the GPU machine (device tool), one prepared session, run from the repository root:
+# On the GPU machine (device tool), run from the repository root, with carry [".whl"]
+# (`bash benchmarks/device/prepare.sh` fills .whl/ here first). Three ways to call it:
+#
 #   bash benchmarks/device/run.sh TOTAL_SECONDS
-# (device run with carry [".whl"]; `bash benchmarks/device/prepare.sh` fills .whl/ here first).
-#  1. benchmarks/device/check_capture.py: CUDA-graph update == eager update, and ms of each;
-#  2. benchmarks/throughput.py --device cuda, batch 64, with and without CUDA graphs;
-#  3. online Pong arms side by side (ARMS, default 3 IQ seeds + SQIL seed 0), trained for what is left
-#     of TOTAL_SECONDS after 1-2 less a reserve for set-up, the final evaluation and packing:
+#       one call does everything: checks (1-2 below), then the arms for what is left of
+#       TOTAL_SECONDS less a reserve, then packs.
+#   bash benchmarks/device/run.sh start TRAIN_SECONDS WAIT_SECONDS
+#       checks, then the arms started in their own process session (setsid), so they outlive this
+#       call and go on while the machine stays warm (it goes back after ~30 s idle: the next call
+#       must follow at once); waits WAIT_SECONDS and packs what exists so far.
+#   bash benchmarks/device/run.sh finish WAIT_SECONDS
+#       waits (at most WAIT_SECONDS) for the arms started by `start` to end, then packs.
+#
+#  1. benchmarks/device/check_capture.py: CUDA-graph update == eager update, and ms of each
+#     (CHECKS=capture,throughput by default; CHECKS=throughput or CHECKS=none to skip);
+#  2. benchmarks/throughput.py --device cuda, batch 64, offline, with CAPTURE (default "false true");
+#  3. online Pong arms side by side (ARMS, default 3 IQ seeds + SQIL seed 0) with
 #     conf/pong_online.yaml (8 envs stepping once every 8 updates: 1 update per env step, as the
-#     official recipe; 50k replay in all), evaluation every VAL_EVERY updates, THREADS CPU threads
+#     official recipe; 50k replay in all), each for TRAIN_SECONDS of training (Lightning's max_time;
+#     the final evaluation comes after it), evaluated every VAL_EVERY updates, THREADS CPU threads
 #     each; TensorBoard runs laid out as benchmarks/learning.py reads them (runs/<arm>/version_0):
 #     summarise them here with benchmarks/learning.py --only online --no-train --runs <that folder>.
 # Writes to $OUT (results/device for a dry run): card.txt, capture.log/.json, throughput.log/.json,
-# and runs.tgz (each arm's events, fit log, and its best checkpoint exported as a small agent).
+# and runs.tgz (each arm's events, fit log, and its best checkpoint exported as a small agent;
+# full checkpoints hold the replay, ~350 MB each, and stay on the machine).
 # Dry run on a CPU: DEVICE=cpu VAL_EVERY=150 THREADS=1 CHECK="--device cpu --updates 2 --timed 2" \
 #   UPDATES=5 PYTHON=.venv/bin/python ARMS="iq:0 sqil:0" RESERVE=40 bash benchmarks/device/run.sh 150
 set -u
 STARTED=$SECONDS
-TOTAL_SECONDS=${1:-540}
+MODE=all
+if [ "${1:-}" = start ] || [ "${1:-}" = finish ]; then MODE=$1; shift; fi
 OUT=${OUT:-results/device}
 DEVICE=${DEVICE:-cuda}
 THREADS=${THREADS:-4}
 VAL_EVERY=${VAL_EVERY:-20000}
 ARMS=${ARMS:-"iq:0 iq:1 iq:2 sqil:0"}
 PYTHON=${PYTHON:-python3}
+CHECKS=${CHECKS:-capture,throughput}
 mkdir -p "$OUT"
 if [ -d .whl ] && [ "$DEVICE" = cuda ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  [ "$MODE" = finish ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONUNBUFFERED=1
-if [ "$DEVICE" = cuda ]; then
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
-  ACCELERATOR=gpu
-else
-  grep -m1 "model name" /proc/cpuinfo | tee "$OUT/card.txt"
-  ACCELERATOR=cpu
-fi
+ACCELERATOR=cpu
+[ "$DEVICE" = cuda ] && ACCELERATOR=gpu
 
-timeout 90 $PYTHON benchmarks/device/check_capture.py ${CHECK:-} --json "$OUT/capture.json" > "$OUT/capture.log" 2>&1
-grep -E "^\||graphs" "$OUT/capture.log"
-CAPTURE="false true"
-[ "$DEVICE" = cuda ] || CAPTURE=false
-timeout 120 $PYTHON benchmarks/throughput.py --device "$DEVICE" --batch-size 64 --updates "${UPDATES:-200}" \
-  --precisions 32 --capture $CAPTURE --no-acting --threads "$THREADS" --json "$OUT/throughput.json" \
-  > "$OUT/throughput.log" 2>&1
-grep "^|" "$OUT/throughput.log"
+run_checks() {
+  if [ "$DEVICE" = cuda ]; then
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
+  else
+    grep -m1 "model name" /proc/cpuinfo | tee "$OUT/card.txt"
+  fi
+  if [[ $CHECKS == *capture* ]]; then
+    timeout 90 $PYTHON benchmarks/device/check_capture.py ${CHECK:-} --json "$OUT/capture.json" > "$OUT/capture.log" 2>&1
+    grep -E "^\||graphs" "$OUT/capture.log"
+  fi
+  if [[ $CHECKS == *throughput* ]]; then
+    local capture=${CAPTURE:-"false true"}
+    [ "$DEVICE" = cuda ] || capture=false
+    timeout 120 $PYTHON benchmarks/throughput.py --device "$DEVICE" --batch-size 64 --updates "${UPDATES:-200}" \
+      --precisions 32 --capture $capture --no-acting --threads "$THREADS" --json "$OUT/throughput.json" \
+      > "$OUT/throughput.log" 2>&1
+    grep "^|" "$OUT/throughput.log"
+  fi
+}
 
-TRAIN_SECONDS=$((TOTAL_SECONDS - (SECONDS - STARTED) - ${RESERVE:-100}))
-MAX_TIME=$(printf "00:00:%02d:%02d" $((TRAIN_SECONDS / 60)) $((TRAIN_SECONDS % 60)))
-echo "training each arm for $MAX_TIME"
-rm -rf runs_device && mkdir -p runs_device
-for arm in $ARMS; do
-  method=${arm%%:*}; seed=${arm##*:}; name=online-$method-20demos-seed$seed
-  timeout $((TRAIN_SECONDS + 70)) $PYTHON -m visual_iq fit --config conf/pong_online.yaml --threads "$THREADS" \
-    --seed_everything "$seed" --model.seed "$seed" --model.method "$method" \
-    --trainer.max_time "$MAX_TIME" --trainer.val_check_interval "$VAL_EVERY" \
-    --trainer.accelerator "$ACCELERATOR" --trainer.enable_progress_bar false --model.eval_video false \
-    --trainer.logger.init_args.save_dir runs_device --trainer.logger.init_args.name "$name" \
-    --trainer.logger.init_args.version 0 > "runs_device/$name.log" 2>&1 &
-done
-wait
-for log in runs_device/*.log; do echo "== $log"; grep -E "Error|error|could not record|Time limit" "$log" | tail -n 3; done
-# A full checkpoint holds the replay (~350 MB): bring back each arm's best one exported (network,
-# hparams, env settings) and drop the rest.
-for run in runs_device/*/version_0; do
-  best=$(ls "$run"/checkpoints/best-*.ckpt 2>/dev/null | head -n 1)
-  [ -n "$best" ] && $PYTHON tools/export.py "$best" "$run/best_agent.ckpt" && basename "$best" > "$run/best_name.txt"
-  rm -rf "$run/checkpoints"
-done
-tar czf "$OUT/runs.tgz" runs_device
-ls -la "$OUT"
+# The arms, each in the background; runs_device/arms.done appears when all of them have ended.
+start_arms() {
+  local seconds=$1
+  local max_time
+  max_time=$(printf "00:00:%02d:%02d" $((seconds / 60)) $((seconds % 60)))
+  echo "training each arm for $max_time"
+  rm -rf runs_device && mkdir -p runs_device
+  local script="pids=();"
+  for arm in $ARMS; do
+    local method=${arm%%:*} seed=${arm##*:}
+    local name=online-$method-20demos-seed$seed
+    script+=" timeout $((seconds + 120)) $PYTHON -m visual_iq fit --config conf/pong_online.yaml --threads $THREADS \
+      --seed_everything $seed --model.seed $seed --model.method $method \
+      --trainer.max_time $max_time --trainer.val_check_interval $VAL_EVERY \
+      --trainer.accelerator $ACCELERATOR --trainer.enable_progress_bar false --model.eval_video false \
+      --trainer.logger.init_args.save_dir runs_device --trainer.logger.init_args.name $name \
+      --trainer.logger.init_args.version 0 > runs_device/$name.log 2>&1 & pids+=(\$!);"
+  done
+  script+=' wait "${pids[@]}"; touch runs_device/arms.done'
+  setsid nohup bash -c "$script" > runs_device/arms.log 2>&1 < /dev/null &
+}
+
+wait_for_arms() {
+  local deadline=$((SECONDS + $1))
+  while [ ! -e runs_device/arms.done ] && [ $SECONDS -lt $deadline ]; do sleep 5; done
+}
+
+# Each arm's events and log, and its best checkpoint so far exported as a small agent (network,
+# hparams, env settings), into $OUT/runs.tgz; the full checkpoints stay where they are.
+pack() {
+  for log in runs_device/online-*.log; do
+    echo "== $log"; grep -E "Error|error|could not record|Time limit" "$log" | tail -n 3
+  done
+  rm -rf /tmp/pack && mkdir -p /tmp/pack
+  for run in runs_device/*/version_0; do
+    local target=/tmp/pack/$run
+    mkdir -p "$target"
+    cp "$run"/events.* "$run"/hparams.yaml "$target"/ 2>/dev/null
+    local best
+    best=$(ls "$run"/checkpoints/best-*.ckpt 2>/dev/null | head -n 1)
+    [ -n "$best" ] && $PYTHON tools/export.py "$best" "$target/best_agent.ckpt" && basename "$best" > "$target/best_name.txt"
+  done
+  cp runs_device/*.log /tmp/pack/runs_device/ 2>/dev/null
+  tar czf "$OUT/runs.tgz" -C /tmp/pack runs_device
+  ls -la "$OUT"
+}
+
+case $MODE in
+  all)
+    TOTAL_SECONDS=${1:-540}
+    run_checks
+    TRAIN_SECONDS=$((TOTAL_SECONDS - (SECONDS - STARTED) - ${RESERVE:-100}))
+    start_arms "$TRAIN_SECONDS"
+    wait_for_arms $((TRAIN_SECONDS + 150))
+    pack ;;
+  start)
+    TRAIN_SECONDS=$1 WAIT_SECONDS=$2
+    run_checks
+    start_arms "$TRAIN_SECONDS"
+    wait_for_arms $((WAIT_SECONDS - (SECONDS - STARTED)))
+    pack ;;
+  finish)
+    wait_for_arms "$1"
+    [ -e runs_device/arms.done ] || echo "the arms are still running: packing what exists"
+    pack ;;
+esac
