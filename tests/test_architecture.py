@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path("visual_iq")
 # Lower layers first; a module may import only modules of lower layers (function-level imports included).
 LAYERS = [
-    {"errors", "files", "catch", "augment", "losses", "allocator"},
+    {"errors", "files", "catch", "augment", "losses", "allocator", "fire"},
     {"envs", "networks", "objectives", "hyperparameters"},
     {"demos", "experts"},
     {"buffer", "rollout", "agent", "capture"},

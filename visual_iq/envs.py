@@ -23,6 +23,7 @@ from ale_py.vector_env import AtariVectorEnv
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
 from visual_iq.errors import EnvSettingsError
+from visual_iq.fire import FireOnNewLife, VectorFireOnNewLife
 
 gym.register_envs(ale_py)
 # Pixel envs of our own (tests, examples; registered by the package): they emit (H, W) uint8
@@ -85,6 +86,9 @@ class EnvSettings:
     """Up to this many no-op steps after each reset (0 disables)."""
     terminal_on_life_loss: bool = False
     """End episodes when a life is lost (training signal only; off matches the real game)."""
+    fire_on_new_life: bool = False
+    """Press FIRE for the agent on the first step of every episode and every life after a lost one
+    (`visual_iq.fire`; for games that wait for it, e.g. Breakout's ball). Off matches the real game."""
     max_episode_frames: int = 108_000
     """Episodes are truncated after this many emulator frames (30 minutes of play)."""
     ale_py_version: str = ale_py.__version__
@@ -99,6 +103,8 @@ class EnvSettings:
                 raise EnvSettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.noop_max < 0:
             raise EnvSettingsError(f"noop_max must be >= 0, got {self.noop_max}")
+        if self.fire_on_new_life and not self.is_atari:
+            raise EnvSettingsError(f"fire_on_new_life is for Atari games with lives, not {self.game}")
 
     @property
     def is_atari(self) -> bool:
@@ -187,8 +193,17 @@ def make_env(
         scale_obs=False,
     )
     env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
+    if settings.fire_on_new_life:
+        env = FireOnNewLife(env, _fire_action(env, settings))
     env.settings = settings  # type: ignore[attr-defined]
     return env
+
+
+def _fire_action(env: gym.Env, settings: EnvSettings) -> int:
+    meanings = env.unwrapped.get_action_meanings()
+    if "FIRE" not in meanings:
+        raise EnvSettingsError(f"fire_on_new_life: {settings.game} has no FIRE action (actions: {meanings})")
+    return meanings.index("FIRE")
 
 
 def num_actions(settings: EnvSettings) -> int:
@@ -211,6 +226,7 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
     reset, sticky actions 0) are overridden here. With ``sticky_actions=0`` and ``noop_max=0`` the
     two give identical observations and rewards for the same seed and actions (tested); with
     no-op starts both draw 0..noop_max no-ops, but from different random generators.
+    ``fire_on_new_life`` wraps it in `VectorFireOnNewLife`, as `make_env` wraps the single env.
     Episodes auto-reset on the step after they end (``AutoresetMode.NEXT_STEP``); the action
     passed on that step is ignored and the reward is 0. Non-Atari envs get a `SyncVectorEnv`
     of `make_env` with the same autoreset mode.
@@ -220,7 +236,13 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
             [lambda: make_env(settings) for _ in range(num_envs)],
             autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
         )
-    return AtariVectorEnv(
+    if settings.fire_on_new_life:
+        single = make_env(dataclasses.replace(settings, fire_on_new_life=False))
+        try:
+            fire = _fire_action(single, settings)
+        finally:
+            single.close()
+    env = AtariVectorEnv(
         settings.rom_id,
         num_envs,
         max_num_frames_per_episode=settings.max_episode_frames,
@@ -238,6 +260,7 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
         use_fire_reset=False,
         num_threads=min(num_envs, torch.get_num_threads()),
     )
+    return VectorFireOnNewLife(env, fire) if settings.fire_on_new_life else env
 
 
 def check_observation_settings(saved: EnvSettings, wanted: EnvSettings, what: str,

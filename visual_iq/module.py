@@ -34,11 +34,8 @@ from visual_iq.objectives import Method, NextValue, make_objective, raise_if_div
 from visual_iq.rewards import reward_correlations
 from visual_iq.rollout import Policy, uniform_policy
 
-ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {
-    "max_epochs": -1,
-    "check_val_every_n_epoch": None,
-    "num_sanity_val_steps": 0,
-}
+ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None,
+                                                "num_sanity_val_steps": 0}
 """Trainer flags the endless batch stream needs: run length from ``max_steps``, validation every
 ``val_check_interval`` updates."""
 
@@ -78,6 +75,7 @@ class IQLearn(L.LightningModule):
         frame_skip: emulator frames per agent step (the demos must have been recorded with it).
         stack_size: frames per observation (demos of any stack size work: frames are stored once).
         terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
+        fire_on_new_life: FIRE is pressed for the agent at every episode's and life's start (Breakout).
         num_envs: vectorised envs for online acting.
         env_steps_per_update: steps of every env per update (online); below 1, one step every
             1/x updates (0.25: every 4th update), so updates per env step can be 1 or more.
@@ -122,6 +120,7 @@ class IQLearn(L.LightningModule):
         frame_skip: int = 4,
         stack_size: int = 4,
         terminal_on_life_loss: bool = False,
+        fire_on_new_life: bool = False,
         num_envs: int = 4,
         env_steps_per_update: float = 1.0,
         buffer_capacity: int = 25_000,
@@ -138,7 +137,8 @@ class IQLearn(L.LightningModule):
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
-                                    stack_size=stack_size, terminal_on_life_loss=terminal_on_life_loss)
+                                    stack_size=stack_size, terminal_on_life_loss=terminal_on_life_loss,
+                                    fire_on_new_life=fire_on_new_life)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
                                         chi2_alpha=chi2_alpha, grad_penalty=grad_penalty, next_value=next_value)
         self.q_net = build_q_network(network, num_actions(self.settings), stack_size, self.settings.screen_size)

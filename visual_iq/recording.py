@@ -21,6 +21,7 @@ from visual_iq.agent import load_agent
 from visual_iq.demos import EpisodeBuilder, next_episode_path, save_episode
 from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
 from visual_iq.errors import ConfigError
+from visual_iq.fire import EXECUTED_ACTION
 
 
 def _progress(message: str) -> None:
@@ -56,8 +57,8 @@ def record_episodes(
         done = False
         while not done:
             action = policy(observation)
-            observation, reward, terminated, truncated, _ = env.step(action)
-            builder.add(action, reward, observation, terminated, truncated)
+            observation, reward, terminated, truncated, info = env.step(action)
+            builder.add(info.get(EXECUTED_ACTION, action), reward, observation, terminated, truncated)
             done = terminated or truncated
         episode = builder.finish(source, extra)
         path = save_episode(episode, next_episode_path(out))

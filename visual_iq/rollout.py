@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from visual_iq.envs import EnvSettings, make_vector_env
+from visual_iq.fire import EXECUTED_ACTION
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of uint8 observations (N, stack, H, W) to N actions."""
@@ -63,7 +64,8 @@ class VectorRollout:
 
     def step(self, policy: Policy) -> Step:
         actions = policy(self.observations)
-        observations, rewards, terminated, truncated, _ = self.env.step(actions)
+        observations, rewards, terminated, truncated, info = self.env.step(actions)
+        actions = info.get(EXECUTED_ACTION, actions)  # FIRE where `visual_iq.fire` pressed it
         acted = ~self.was_done
         self.episode_steps = np.where(self.was_done, 0, self.episode_steps + 1)
         self.episode_returns = np.where(self.was_done, 0.0, self.episode_returns) + np.where(acted, rewards, 0.0)
