@@ -15,7 +15,8 @@
 #  1. benchmarks/device/check_capture.py: CUDA-graph update == eager update, and ms of each
 #     (CHECKS=capture,throughput by default; CHECKS=throughput or CHECKS=none to skip);
 #  2. benchmarks/throughput.py --device cuda, batch 64, offline, with CAPTURE (default "false true");
-#  3. online Pong arms side by side (ARMS, default 3 IQ seeds + SQIL seed 0) with
+#  3. online Pong arms side by side (ARMS: method:seed or method:seed:key=value,..., the latter with
+#     --model.key value; default 3 IQ seeds + SQIL seed 0) with
 #     conf/pong_online.yaml (8 envs stepping once every 8 updates: 1 update per env step, as the
 #     official recipe; 50k replay in all), each for TRAIN_SECONDS of training (Lightning's max_time;
 #     the final evaluation comes after it), evaluated every VAL_EVERY updates, THREADS CPU threads
@@ -76,10 +77,15 @@ start_arms() {
   rm -rf runs_device && mkdir -p runs_device
   local script="pids=();"
   for arm in $ARMS; do
-    local method=${arm%%:*} seed=${arm##*:}
-    local name=online-$method-20demos-seed$seed
+    # method:seed, or method:seed:key=value,key=value for --model.key value (a sweep's arm)
+    local method seed options extra="" tag=""
+    IFS=: read -r method seed options <<< "$arm"
+    for option in ${options//,/ }; do
+      extra+=" --model.${option%%=*} ${option#*=}"; tag+="-${option%%=*}${option#*=}"
+    done
+    local name=online-$method$tag-20demos-seed$seed
     script+=" timeout $((seconds + 120)) $PYTHON -m visual_iq fit --config conf/pong_online.yaml --threads $THREADS \
-      --seed_everything $seed --model.seed $seed --model.method $method \
+      --seed_everything $seed --model.seed $seed --model.method $method $extra \
       --trainer.max_time $max_time --trainer.val_check_interval $VAL_EVERY \
       --trainer.accelerator $ACCELERATOR --trainer.enable_progress_bar false --model.eval_video false \
       --trainer.logger.init_args.save_dir runs_device --trainer.logger.init_args.name $name \
