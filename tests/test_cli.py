@@ -272,3 +272,14 @@ def test_programming_errors_keep_their_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(visual_iq.objectives, "iq_loss", broken)
     with pytest.raises(ValueError, match="a bug, not bad input"):
         _fit(tmp_path)
+
+
+def test_evaluation_options_still_apply_with_a_checkpoint_and_others_are_reported(smoke_run, tmp_path, capfd):
+    # Lightning takes the model's settings from the checkpoint (2 evaluation episodes, as conf/smoke.yaml);
+    # the envs the agent plays in may still be chosen on the command line.
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(last), "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path), "--model.eval_episodes=3", "--model.alpha", "0.5"]) == 0
+    captured = capfd.readouterr()
+    assert "over 3 episodes" in captured.out
+    assert "ignored: --model.alpha" in captured.err and "eval_episodes" not in captured.err.split("ignored:")[1].split("(")[0]

@@ -27,14 +27,23 @@ TRAINER_DEFAULTS = {
 }
 
 
+EVALUATION_OPTIONS = ("sticky_actions", "noop_max", "fire_on_new_life", "terminal_on_life_loss", "eval_episodes",
+                      "eval_video", "eval_reward_correlation")
+"""Model options that a command line may still set with ``--ckpt_path``: they change the envs the
+agent plays in, not its network (e.g. testing a checkpoint with sticky actions off)."""
+
+
 class VisualIQCLI(LightningCLI):
     """LightningCLI with ``--threads`` and ``--keep_freed_memory`` settings that checks a ``--ckpt_path``
     before Lightning reads it.
 
     Lightning replaces the config's model settings with the checkpoint's own; a checkpoint of
     another game than the config's would then be evaluated silently on its own game. This refuses
-    it, naming both, and turns an unreadable file into one clear error.
+    it, naming both, and turns an unreadable file into one clear error. Of the ``--model.*`` options
+    given on the command line, the `EVALUATION_OPTIONS` still apply; any other is reported as ignored.
     """
+
+    _evaluation_overrides: dict[str, object] = {}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -50,6 +59,8 @@ class VisualIQCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
+        for name, value in self._evaluation_overrides.items():  # after Lightning read the checkpoint's
+            config.model[name] = value
         if config.get("keep_freed_memory", True):
             keep_freed_memory()
         threads = config.get("threads")
@@ -71,6 +82,21 @@ class VisualIQCLI(LightningCLI):
         if saved_game != wanted_game:
             raise CheckpointError(f"{ckpt_path} is a {saved_game} agent but the config trains and evaluates "
                                   f"{wanted_game}: pass a {wanted_game} checkpoint or the {saved_game} config")
+        given = _model_options_given(args if args is not None else sys.argv[1:])
+        model = self.config[subcommand].model
+        self._evaluation_overrides = {name: model[name] for name in given if name in EVALUATION_OPTIONS}
+        ignored = sorted(set(given) - set(EVALUATION_OPTIONS))
+        if ignored:
+            print(f"visual-iq: warning: with --ckpt_path the checkpoint's settings apply, so these are ignored: "
+                  f"{', '.join('--model.' + name for name in ignored)} (still applied: --model.{{"
+                  f"{','.join(EVALUATION_OPTIONS)}}})", file=sys.stderr)
+
+
+def _model_options_given(args: object) -> list[str]:
+    """Names of the ``--model.NAME`` options on a command line (``--model.NAME VALUE`` or ``=VALUE``)."""
+    if not isinstance(args, (list, tuple)):
+        return []
+    return [str(arg)[len("--model."):].split("=")[0] for arg in args if str(arg).startswith("--model.")]
 
 
 def model_from_config(config: str) -> IQLearn:
