@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from visual_iq.cli import model_from_config
 from visual_iq.curves import env_steps_at_evaluations, learning_curve, plot_curves
@@ -168,6 +169,19 @@ def across_seeds(summaries: list[dict]) -> list[dict]:
     return rows
 
 
+def reference_config(offline_config: str, online_config: str, only: str | None) -> str:
+    """The config whose game and demos give the random and expert returns: the online one for
+    ``--only online``, else the offline one, which must then have the online one's game and demos."""
+    if only == "online":
+        return online_config
+    if only is None and online_config != offline_config:
+        offline, online = (yaml.safe_load(Path(path).read_text())["model"] for path in (offline_config, online_config))
+        if (offline.get("game"), offline.get("demos")) != (online.get("game"), online.get("demos")):
+            raise ValueError(f"{offline_config} and {online_config} have other games or demos; "
+                             "benchmark them one at a time (--only offline, --only online)")
+    return offline_config
+
+
 def measure_random_return(settings, episodes: int, seed: int) -> float:
     """Mean return of uniformly random actions on the episodes a run with ``seed`` validates on."""
     actions = num_actions(settings)
@@ -227,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is None:  # arms with default threads each took ~5x longer side by side (16-core GPU machine)
         args.threads = max(1, (os.cpu_count() or 1) // args.parallel)
 
+    try:  # before anything is trained
+        reference = reference_config(args.offline_config, args.online_config, args.only)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     arms = arms_to_run(args.demos, args.seeds, args.only)
     configs = {False: args.offline_config, True: args.online_config}
     budgets = {False: args.updates, True: args.online_updates}
@@ -247,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: these arms failed (see their logs in {args.runs}): {', '.join(failed)}", file=sys.stderr)
         return 1
 
-    model = model_from_config(args.offline_config)
+    model = model_from_config(reference)
     demos_dir = model.hparams.demos
     expert_return = float(np.mean([episode.episode_return for episode in load_episodes(demos_dir)]))
     random_returns = {seed: measure_random_return(model.settings, args.eval_episodes, seed) for seed in args.seeds}

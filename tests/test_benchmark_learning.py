@@ -83,3 +83,14 @@ def test_no_train_reports_the_runs_there_and_leaves_the_missing_out(benchmark, c
 
 def test_no_train_with_no_run_there_is_an_error(tmp_path):
     assert learning.main(ARGS + ["--no-train", "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_random_and_expert_returns_come_from_the_benchmarked_game(tmp_path, capsys):
+    # Online Breakout alone: Breakout's random and expert returns, not those of the default offline config (Pong).
+    assert learning.reference_config("conf/pong.yaml", "conf/breakout_online.yaml", "online") == "conf/breakout_online.yaml"
+    assert learning.reference_config("conf/pong.yaml", "conf/breakout_online.yaml", "offline") == "conf/pong.yaml"
+    assert learning.reference_config("conf/pong.yaml", "conf/pong_online.yaml", None) == "conf/pong.yaml"
+    code = learning.main(["--offline-config", "conf/pong.yaml", "--online-config", "conf/breakout_online.yaml",
+                          "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "x")])
+    assert code == 1 and "other games or demos" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before training anything
