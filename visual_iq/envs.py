@@ -10,6 +10,7 @@ every demo and every checkpoint so that a mismatch between data, model and env i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -194,15 +195,21 @@ def make_env(
     )
     env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
     if settings.fire_on_new_life:
-        env = FireOnNewLife(env, _fire_action(env, settings))
+        env = FireOnNewLife(env, fire_action(settings.env_id))
     env.settings = settings  # type: ignore[attr-defined]
     return env
 
 
-def _fire_action(env: gym.Env, settings: EnvSettings) -> int:
-    meanings = env.unwrapped.get_action_meanings()
+@functools.lru_cache
+def fire_action(env_id: str) -> int:
+    """Index of FIRE in the minimal action set (which every env here uses) of e.g. ``ALE/Breakout-v5``."""
+    env = gym.make(env_id)
+    try:
+        meanings = env.unwrapped.get_action_meanings()
+    finally:
+        env.close()
     if "FIRE" not in meanings:
-        raise EnvSettingsError(f"fire_on_new_life: {settings.game} has no FIRE action (actions: {meanings})")
+        raise EnvSettingsError(f"fire_on_new_life: {env_id} has no FIRE action (actions: {meanings})")
     return meanings.index("FIRE")
 
 
@@ -236,12 +243,6 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
             [lambda: make_env(settings) for _ in range(num_envs)],
             autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
         )
-    if settings.fire_on_new_life:
-        single = make_env(dataclasses.replace(settings, fire_on_new_life=False))
-        try:
-            fire = _fire_action(single, settings)
-        finally:
-            single.close()
     env = AtariVectorEnv(
         settings.rom_id,
         num_envs,
@@ -260,7 +261,7 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
         use_fire_reset=False,
         num_threads=min(num_envs, torch.get_num_threads()),
     )
-    return VectorFireOnNewLife(env, fire) if settings.fire_on_new_life else env
+    return VectorFireOnNewLife(env, fire_action(settings.env_id)) if settings.fire_on_new_life else env
 
 
 def check_observation_settings(saved: EnvSettings, wanted: EnvSettings, what: str,
