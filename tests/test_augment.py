@@ -1,5 +1,6 @@
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from visual_iq.augment import random_shift
 
@@ -23,3 +24,14 @@ def test_edges_are_replicated_and_zero_pad_is_identity():
     observations = torch.full((2, 4, 6, 6), 87, dtype=torch.uint8)  # a flat, non-black background
     assert torch.all(random_shift(observations, 3, np.random.default_rng(1)) == 87)
     assert random_shift(observations, 0, np.random.default_rng(1)) is observations
+
+
+def test_shift_is_a_crop_of_the_edge_replicated_batch():
+    """Against an independent reference: float replicate-padding (torch's own) and one crop per stack."""
+    observations = torch.randint(0, 256, (16, 4, 12, 9), dtype=torch.uint8)
+    pad = 3
+    shifted = random_shift(observations, pad, np.random.default_rng(7))
+    offsets = np.random.default_rng(7).integers(0, 2 * pad + 1, size=(16, 2))  # the draws random_shift made
+    padded = F.pad(observations.float(), (pad, pad, pad, pad), mode="replicate").to(torch.uint8)
+    expected = torch.stack([padded[i, :, top:top + 12, left:left + 9] for i, (top, left) in enumerate(offsets)])
+    assert torch.equal(shifted, expected)

