@@ -196,9 +196,10 @@ def test_reward_tool_reports_correlations_and_plots(smoke_run, tmp_path, capsys)
     assert result["episodes"] == 4 and result["steps"] == 4 * 30
     # the same figures computed independently, in numpy, from the network's Q values
     agent, episodes = load_agent(last), load_episodes("tests/data/catch", limit=4)
-    implicit, true = [], []
+    implicit, true, greedy = [], [], []
     for episode in episodes:
         q = agent.q_values(episode.observations()).numpy().astype(np.float64)
+        greedy.append(q[:-1].argmax(1) == episode.actions)
         alpha, gamma = agent.alpha, agent.gamma
         v = alpha * np.log(np.exp((q - q.max(1, keepdims=True)) / alpha).sum(1)) + q.max(1)
         taken = q[np.arange(episode.length), episode.actions]
@@ -207,6 +208,7 @@ def test_reward_tool_reports_correlations_and_plots(smoke_run, tmp_path, capsys)
     step_pearson = np.corrcoef(np.concatenate(implicit), np.concatenate(true))[0, 1]
     assert result["step_pearson"] == pytest.approx(step_pearson, abs=1e-4)
     assert np.isfinite(result["step_spearman"])
+    assert result["agreement"] == pytest.approx(np.concatenate(greedy).mean())
     # every demo episode returns +5: a correlation with the return is undefined, and reported as such
     assert np.isnan(result["return_pearson"]) and np.isnan(result["return_spearman"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,9 +1,13 @@
-"""Rank correlation used to judge recovered rewards."""
+"""Rank correlation used to judge recovered rewards; action agreement with held-out demos."""
 
 import numpy as np
 import pytest
+import torch
 
-from visual_iq.rewards import pearson, spearman
+from visual_iq.agent import SoftQAgent
+from visual_iq.demos import load_episodes
+
+from visual_iq.rewards import action_agreement, pearson, spearman
 
 
 def test_spearman_uses_average_ranks_for_ties():
@@ -13,3 +17,32 @@ def test_spearman_uses_average_ranks_for_ties():
     assert spearman(x, y) == pytest.approx(pearson(np.array([0.5, 0.5, 2, 3]), np.arange(4)))
     assert spearman(y, y ** 3) == pytest.approx(1.0)
     assert np.isnan(spearman(np.zeros(4), y))
+
+
+class ConstantPreference(torch.nn.Module):
+    """A Q-network that prefers one action in every state."""
+
+    def __init__(self, num_actions: int, preferred: int) -> None:
+        super().__init__()
+        self.q = torch.nn.Parameter(torch.zeros(num_actions))
+        with torch.no_grad():
+            self.q[preferred] = 1.0
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.q.expand(len(observations), -1)
+
+
+def test_action_agreement_of_a_constant_policy_is_its_action_share():
+    episodes = load_episodes("tests/data/catch")
+    demonstrated = np.concatenate([episode.actions for episode in episodes])
+    counts = np.bincount(demonstrated, minlength=3)
+    commonest = int(counts.argmax())
+    agent = SoftQAgent(ConstantPreference(3, commonest), alpha=0.01, gamma=0.99, settings=episodes[0].settings)
+    result = action_agreement(agent, episodes)
+    assert result["agreement"] == pytest.approx(counts[commonest] / counts.sum())
+    assert result["base_rate"] == pytest.approx(result["agreement"])
+    assert result["balanced_agreement"] == pytest.approx(1 / np.count_nonzero(counts))
+    rarest = int(np.flatnonzero(counts)[counts[counts > 0].argmin()])
+    rare = action_agreement(SoftQAgent(ConstantPreference(3, rarest), alpha=0.01, gamma=0.99,
+                                       settings=episodes[0].settings), episodes)
+    assert rare["agreement"] == pytest.approx(counts[rarest] / counts.sum()) and rare["agreement"] < result["agreement"]

@@ -1,4 +1,7 @@
-"""The reward IQ-Learn recovers, r(s,a) = Q(s,a) − γ(1−d)·V(s'), and how well it tracks the true one."""
+"""What a trained agent recovered, read on demonstrations it was not trained on: the reward,
+r(s,a) = Q(s,a) − γ(1−d)·V(s'), and how well it tracks the true one; and the policy, how often
+its greedy action is the demonstrated one (a measure of generalisation that needs no game played).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,16 @@ from visual_iq.losses import implicit_reward, soft_value, taken
 
 
 @torch.no_grad()
-def implicit_rewards(agent: SoftQAgent, episode: Episode, *, batch_size: int = 512) -> np.ndarray:
-    """(T,) implicit reward of every step of ``episode`` under the agent's soft-Q network."""
+def episode_q_values(agent: SoftQAgent, episode: Episode, *, batch_size: int = 512) -> torch.Tensor:
+    """(T+1, actions) fp32 Q of every observation of ``episode`` (the last one included), on the CPU."""
     observations = torch.from_numpy(episode.observations(agent.settings.stack_size))
-    q = torch.cat([agent.q_values(observations[i:i + batch_size]).cpu()
-                   for i in range(0, len(observations), batch_size)])
+    return torch.cat([agent.q_values(observations[i:i + batch_size]).cpu()
+                      for i in range(0, len(observations), batch_size)])
+
+
+def implicit_rewards(agent: SoftQAgent, episode: Episode) -> np.ndarray:
+    """(T,) implicit reward of every step of ``episode`` under the agent's soft-Q network."""
+    q = episode_q_values(agent, episode)
     actions = torch.from_numpy(episode.actions.astype(np.int64))
     next_v = soft_value(q[1:], agent.alpha)
     terminated = torch.from_numpy(episode.terminated)
@@ -67,4 +75,22 @@ def reward_correlations(agent: SoftQAgent, episodes: list[Episode]) -> dict[str,
         "step_spearman": spearman(steps_implicit, steps_true),
         "return_pearson": pearson(returns_implicit, returns_true) if enough else float("nan"),
         "return_spearman": spearman(returns_implicit, returns_true) if enough else float("nan"),
+    }
+
+
+def action_agreement(agent: SoftQAgent, episodes: list[Episode]) -> dict[str, float]:
+    """How often the agent's greedy action is the demonstrated one, over all steps of ``episodes``.
+
+    ``agreement``: that share; ``base_rate``: the share of the commonest demonstrated action (what
+    always playing it would score); ``balanced_agreement``: per-action recall averaged over the
+    actions the demonstrator used, 1/(number of actions used) for a constant policy.
+    """
+    greedy = np.concatenate([episode_q_values(agent, episode)[:-1].argmax(dim=1).numpy() for episode in episodes])
+    demonstrated = np.concatenate([episode.actions.astype(np.int64) for episode in episodes])
+    used = np.unique(demonstrated)
+    recalls = [float(np.mean(greedy[demonstrated == action] == action)) for action in used]
+    return {
+        "agreement": float(np.mean(greedy == demonstrated)),
+        "base_rate": float(np.bincount(demonstrated).max() / len(demonstrated)),
+        "balanced_agreement": float(np.mean(recalls)),
     }

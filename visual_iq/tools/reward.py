@@ -1,9 +1,10 @@
-"""``python tools/reward.py --ckpt PATH --demos DIR``: the reward a trained agent recovered.
+"""``python tools/reward.py --ckpt PATH --demos DIR``: the reward and policy a trained agent recovered.
 
 Computes the implicit reward r = Q(s,a) − γ(1−d)V(s') along the episodes of DIR (use episodes
 the agent was not trained on), prints its Pearson and Spearman correlation with the true game
 reward, per step and per episode return, and saves a plot of one episode's implicit reward with
-the true reward events marked.
+the true reward events marked. Also prints how often the agent's greedy action is the recorded
+one (on expert episodes held out from training: how well the imitation generalises).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from visual_iq.agent import load_agent
 from visual_iq.demos import Episode, load_episodes
 from visual_iq.errors import DemoError, VisualIQError
-from visual_iq.rewards import implicit_rewards, reward_correlations
+from visual_iq.rewards import action_agreement, implicit_rewards, reward_correlations
 
 
 def plot_episode_rewards(implicit: np.ndarray, episode: Episode, out: str | Path, title: str) -> Path:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         episodes = load_episodes(args.demos, limit=args.episodes)
         agent = load_agent(args.ckpt, episodes[0].settings)
         result = {"episodes": len(episodes), "steps": int(sum(e.length for e in episodes)),
-                  **reward_correlations(agent, episodes)}
+                  **reward_correlations(agent, episodes), **action_agreement(agent, episodes)}
         if not args.no_plot:
             implicit = implicit_rewards(agent, episodes[0])
             title = f"{episodes[0].settings.game}: implicit reward along episode 0 of {args.demos}"
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['episodes']} episodes, {result['steps']} steps of {args.demos}")
     print(f"per step:   Pearson {result['step_pearson']:+.3f}  Spearman {result['step_spearman']:+.3f}")
     print(f"per return: Pearson {result['return_pearson']:+.3f}  Spearman {result['return_spearman']:+.3f}")
+    print(f"greedy action = recorded action on {result['agreement']:.3f} of steps (commonest action "
+          f"{result['base_rate']:.3f}; balanced over actions {result['balanced_agreement']:.3f})")
     if "plot" in result:
         print(f"plot: {result['plot']}")
     return 0
