@@ -7,6 +7,7 @@ import torch
 
 from conftest import CATCH_DEMOS
 
+from visual_iq.agent import load_agent
 from visual_iq.batches import BatchSource
 from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.collector import env_steps_before_update
@@ -156,3 +157,31 @@ def test_a_nan_loss_stops_training_by_the_next_logging_step(tmp_path):
                         log_every_n_steps=5, default_root_dir=tmp_path, callbacks=[_PoisonAfter(7)])
     with pytest.raises(TrainingDiverged, match=r"the IQ loss became nan by update 10 \(terms: "):
         trainer.fit(model)
+
+
+def test_dueling_head_gives_the_level_of_q_a_stream_apart_from_the_action_gaps():
+    torch.manual_seed(0)
+    q_net = build_q_network("small_dueling", 4)
+    observations = torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8)
+    q = q_net(observations)
+    assert q.shape == (5, 4) and q_net.num_actions == 4
+    state_value = q_net.head.value(q_net.features(observations.float() / 255)).squeeze(1)
+    assert torch.allclose(q.mean(dim=1), state_value, atol=1e-5)  # advantages are centred
+    with torch.no_grad():  # moving the state value moves every action alike: the policy is unchanged
+        q_net.head.value[-1].bias += 5.0
+        shifted = q_net(observations)
+    assert torch.allclose(shifted - q, torch.full_like(q, 5.0), atol=1e-4)
+    assert torch.equal(shifted.argmax(dim=1), q.argmax(dim=1))
+
+
+def test_a_dueling_agent_trains_and_reloads_from_its_checkpoint(tmp_path):
+    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small_dueling", batch_size=8,
+                    eval_episodes=1, eval_video=False)
+    trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=5, limit_val_batches=0, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model)
+    path = tmp_path / "dueling.ckpt"
+    trainer.save_checkpoint(path)
+    agent = load_agent(path)
+    observations = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    assert torch.equal(agent.q_values(observations), model.q_net(observations).detach())

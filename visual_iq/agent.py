@@ -78,7 +78,8 @@ def agent_from_checkpoint(checkpoint: dict[str, Any]) -> SoftQAgent:
     hyper_parameters = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "_instantiator"}
     weights = {key[len(NETWORK_PREFIX):]: value for key, value in checkpoint["state_dict"].items()
                if key.startswith(NETWORK_PREFIX)}
-    num_actions = weights["head.2.weight"].shape[0]
+    action_layer = "head.advantage.2.weight" if "head.advantage.2.weight" in weights else "head.2.weight"  # dueling or not
+    num_actions = weights[action_layer].shape[0]
     q_net = build_q_network(hyper_parameters["network"], num_actions, settings.stack_size, settings.screen_size)
     q_net.load_state_dict(weights)
     return SoftQAgent(q_net.eval(), alpha=hyper_parameters["alpha"], gamma=hyper_parameters["gamma"],

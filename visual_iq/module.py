@@ -55,7 +55,7 @@ class IQLearn(L.LightningModule):
         method: ``iq`` (IQ-Learn), or a baseline on the same network and data: ``bc`` (behavioural
             cloning of softmax(Q/α)) or ``sqil`` (soft Q-learning, reward 1 expert / 0 policy; online).
         variant: value term of the IQ loss: ``value_expert`` (offline), ``value`` (online), ``v0``.
-        network: ``nature`` (Nature-DQN CNN) or ``small`` (2-conv CPU-friendly CNN).
+        network: ``nature`` (Nature-DQN CNN), ``small`` (2-conv CNN); ``_dueling``: with a dueling head.
         alpha: entropy temperature of the soft-Q policy (V = α·logsumexp(Q/α)).
         gamma: discount.
         chi2_alpha: χ² regulariser weight 1/(4·chi2_alpha); null disables it.
@@ -103,7 +103,7 @@ class IQLearn(L.LightningModule):
         online: bool = False,
         method: Method = "iq",
         variant: Variant = "value_expert",
-        network: Literal["nature", "small"] = "small",
+        network: Literal["nature", "small", "nature_dueling", "small_dueling"] = "small",
         alpha: float = 0.01,
         gamma: float = 0.99,
         chi2_alpha: float | None = 0.5,
@@ -190,7 +190,7 @@ class IQLearn(L.LightningModule):
 
     def _warmup_policy(self) -> Policy:
         uniform = self.hparams.warmup == "uniform"
-        return uniform_policy(self.q_net.head[-1].out_features, seed=self._rank_seed() + 2) if uniform else self._explore
+        return uniform_policy(self.q_net.num_actions, seed=self._rank_seed() + 2) if uniform else self._explore
 
     def _rank_seed(self) -> int:
         """This process's seed: ``seed`` on rank 0 (and without DDP), distinct on every other rank."""

@@ -18,17 +18,20 @@ from torch import Tensor, nn
 
 from visual_iq.errors import ConfigError
 
-NETWORKS = ("nature", "small")
+NETWORKS = ("nature", "small", "nature_dueling", "small_dueling")
 Precision = Literal["auto", "32", "bf16"]
 
 
 class QNetwork(nn.Module):
     """Q(s,·) for every discrete action from a (B, stack, H, W) uint8 observation, in fp32."""
 
-    def __init__(self, features: nn.Sequential, feature_size: int, hidden: int, num_actions: int) -> None:
+    def __init__(self, features: nn.Sequential, feature_size: int, hidden: int, num_actions: int,
+                 dueling: bool = False) -> None:
         super().__init__()
         self.features = features
-        self.head = nn.Sequential(nn.Linear(feature_size, hidden), nn.ReLU(), nn.Linear(hidden, num_actions))
+        self.num_actions = num_actions
+        self.head: nn.Module = (DuelingHead(feature_size, hidden, num_actions) if dueling else
+                                nn.Sequential(nn.Linear(feature_size, hidden), nn.ReLU(), nn.Linear(hidden, num_actions)))
         self.bf16_trunk = False
         """Run the convolutions in bf16 autocast (the head always runs in fp32)."""
 
@@ -43,6 +46,22 @@ class QNetwork(nn.Module):
             return self.head(features.float())
 
 
+class DuelingHead(nn.Module):
+    """Q(s,a) = V(s) + A(s,a) − mean_a A(s,a) from two streams (Wang et al. 2016, "Dueling Network
+    Architectures"). The soft-Q policy reads only the action gaps, i.e. A; IQ-Learn's value term on
+    the agent's own states moves the level of Q by far more than those gaps, and here that level
+    has a stream of its own instead of sharing the last layer with the gaps."""
+
+    def __init__(self, feature_size: int, hidden: int, num_actions: int) -> None:
+        super().__init__()
+        self.value = nn.Sequential(nn.Linear(feature_size, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.advantage = nn.Sequential(nn.Linear(feature_size, hidden), nn.ReLU(), nn.Linear(hidden, num_actions))
+
+    def forward(self, features: Tensor) -> Tensor:
+        advantage = self.advantage(features)
+        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
 def _conv_stack(layers: list[tuple[int, int, int]], in_channels: int) -> nn.Sequential:
     modules: list[nn.Module] = []
     for out_channels, kernel, stride in layers:
@@ -53,16 +72,18 @@ def _conv_stack(layers: list[tuple[int, int, int]], in_channels: int) -> nn.Sequ
 
 def build_q_network(name: str, num_actions: int, stack_size: int = 4, screen_size: int = 84) -> QNetwork:
     """``nature``: the Nature-DQN CNN (3 conv layers, 512 hidden). ``small``: the 2013 DQN CNN
-    (2 conv layers, 256 hidden), about 4x cheaper per update on a CPU."""
-    if name == "nature":
-        features, hidden = _conv_stack([(32, 8, 4), (64, 4, 2), (64, 3, 1)], stack_size), 512
-    elif name == "small":
-        features, hidden = _conv_stack([(16, 8, 4), (32, 4, 2)], stack_size), 256
-    else:
+    (2 conv layers, 256 hidden), about 4x cheaper per update on a CPU. A ``_dueling`` suffix gives
+    either a `DuelingHead` (two hidden layers of that size, one per stream)."""
+    if name not in NETWORKS:
         raise ConfigError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
+    trunk, _, suffix = name.partition("_")
+    if trunk == "nature":
+        features, hidden = _conv_stack([(32, 8, 4), (64, 4, 2), (64, 3, 1)], stack_size), 512
+    else:
+        features, hidden = _conv_stack([(16, 8, 4), (32, 4, 2)], stack_size), 256
     with torch.no_grad():
         feature_size = features(torch.zeros(1, stack_size, screen_size, screen_size)).shape[1]
-    return QNetwork(features, feature_size, hidden, num_actions)
+    return QNetwork(features, feature_size, hidden, num_actions, dueling=suffix == "dueling")
 
 
 @lru_cache(maxsize=1)
