@@ -86,3 +86,17 @@ def test_unknown_variant():
     with pytest.raises(ValueError, match="unknown IQ variant"):
         iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA, variant="nope")
 
+
+
+@pytest.mark.parametrize("variant", ["value_expert", "value"])
+def test_temperature_and_chi2_weight_act_on_the_policy_only_through_their_ratio(variant):
+    """In logit units Q̃ = Q/α: L(Q; α, chi2_alpha) = α·L(Q̃; 1, chi2_alpha/α). So the policy the loss
+    favours depends on α/chi2_alpha alone; α = 1e-3 with chi2_alpha = 0.5 leaves the χ² term
+    1,000x weaker, in logit units, than α = 1 does (why `chi2_alpha` is swept with α online)."""
+    alpha, chi2_alpha = 1e-3, 0.5
+    q, next_v = Q * alpha, NEXT_V * alpha
+    loss, _ = iq_loss(q, ACTIONS, next_v, TERMINATED, IS_EXPERT, alpha=alpha, gamma=GAMMA, variant=variant,
+                      chi2_alpha=chi2_alpha)
+    logit_loss, _ = iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=1.0, gamma=GAMMA, variant=variant,
+                            chi2_alpha=chi2_alpha / alpha)
+    assert loss.item() == pytest.approx(alpha * logit_loss.item(), rel=1e-5)
