@@ -208,7 +208,7 @@ def test_reward_tool_reports_correlations_and_plots(smoke_run, tmp_path, capsys)
     step_pearson = np.corrcoef(np.concatenate(implicit), np.concatenate(true))[0, 1]
     assert result["step_pearson"] == pytest.approx(step_pearson, abs=1e-4)
     assert np.isfinite(result["step_spearman"])
-    assert result["agreement"] == pytest.approx(np.concatenate(greedy).mean())
+    assert result["expert_action_accuracy"] == pytest.approx(np.concatenate(greedy).mean())
     # every demo episode returns +5: a correlation with the return is undefined, and reported as such
     assert np.isnan(result["return_pearson"]) and np.isnan(result["return_spearman"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

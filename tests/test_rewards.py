@@ -7,7 +7,7 @@ import torch
 from visual_iq.agent import SoftQAgent
 from visual_iq.demos import load_episodes
 
-from visual_iq.rewards import action_agreement, pearson, spearman
+from visual_iq.rewards import demo_action_agreement, pearson, spearman
 
 
 def test_spearman_uses_average_ranks_for_ties():
@@ -32,17 +32,17 @@ class ConstantPreference(torch.nn.Module):
         return self.q.expand(len(observations), -1)
 
 
-def test_action_agreement_of_a_constant_policy_is_its_action_share():
+def test_demo_action_agreement_of_a_constant_policy_is_its_action_share():
     episodes = load_episodes("tests/data/catch")
     demonstrated = np.concatenate([episode.actions for episode in episodes])
     counts = np.bincount(demonstrated, minlength=3)
     commonest = int(counts.argmax())
     agent = SoftQAgent(ConstantPreference(3, commonest), alpha=0.01, gamma=0.99, settings=episodes[0].settings)
-    result = action_agreement(agent, episodes)
-    assert result["agreement"] == pytest.approx(counts[commonest] / counts.sum())
-    assert result["base_rate"] == pytest.approx(result["agreement"])
-    assert result["balanced_agreement"] == pytest.approx(1 / np.count_nonzero(counts))
+    result = demo_action_agreement(agent, episodes)
+    assert result["expert_action_accuracy"] == pytest.approx(counts[commonest] / counts.sum())
+    assert result["expert_action_base_rate"] == pytest.approx(result["expert_action_accuracy"])
+    assert result["expert_action_balanced_accuracy"] == pytest.approx(1 / np.count_nonzero(counts))
     rarest = int(np.flatnonzero(counts)[counts[counts > 0].argmin()])
-    rare = action_agreement(SoftQAgent(ConstantPreference(3, rarest), alpha=0.01, gamma=0.99,
+    rare = demo_action_agreement(SoftQAgent(ConstantPreference(3, rarest), alpha=0.01, gamma=0.99,
                                        settings=episodes[0].settings), episodes)
-    assert rare["agreement"] == pytest.approx(counts[rarest] / counts.sum()) and rare["agreement"] < result["agreement"]
+    assert rare["expert_action_accuracy"] == pytest.approx(counts[rarest] / counts.sum()) and rare["expert_action_accuracy"] < result["expert_action_accuracy"]

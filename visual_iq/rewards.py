@@ -11,6 +11,7 @@ import torch
 from visual_iq.agent import SoftQAgent
 from visual_iq.demos import Episode
 from visual_iq.losses import implicit_reward, soft_value, taken
+from visual_iq.objectives import action_agreement
 
 
 @torch.no_grad()
@@ -21,9 +22,10 @@ def episode_q_values(agent: SoftQAgent, episode: Episode, *, batch_size: int = 5
                       for i in range(0, len(observations), batch_size)])
 
 
-def implicit_rewards(agent: SoftQAgent, episode: Episode) -> np.ndarray:
-    """(T,) implicit reward of every step of ``episode`` under the agent's soft-Q network."""
-    q = episode_q_values(agent, episode)
+def implicit_rewards(agent: SoftQAgent, episode: Episode, q: torch.Tensor | None = None) -> np.ndarray:
+    """(T,) implicit reward of every step of ``episode`` under the agent's soft-Q network
+    (``q``: its `episode_q_values`, if already computed)."""
+    q = episode_q_values(agent, episode) if q is None else q
     actions = torch.from_numpy(episode.actions.astype(np.int64))
     next_v = soft_value(q[1:], agent.alpha)
     terminated = torch.from_numpy(episode.terminated)
@@ -58,13 +60,16 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(_ranks(x), _ranks(y))
 
 
-def reward_correlations(agent: SoftQAgent, episodes: list[Episode]) -> dict[str, float]:
+def reward_correlations(agent: SoftQAgent, episodes: list[Episode],
+                        q_values: list[torch.Tensor] | None = None) -> dict[str, float]:
     """How well the implicit reward tracks the true game reward over ``episodes``.
 
     ``step_*``: per-step correlation over all steps of all episodes; ``return_*``: correlation of
-    summed implicit reward with episode return (NaN with fewer than 3 episodes).
+    summed implicit reward with episode return (NaN with fewer than 3 episodes). ``q_values``:
+    the episodes' `episode_q_values`, if already computed.
     """
-    implicit = [implicit_rewards(agent, episode) for episode in episodes]
+    q_values = q_values or [episode_q_values(agent, episode) for episode in episodes]
+    implicit = [implicit_rewards(agent, episode, q) for episode, q in zip(episodes, q_values)]
     true = [episode.rewards for episode in episodes]
     steps_implicit, steps_true = np.concatenate(implicit), np.concatenate(true)
     returns_implicit = np.array([rewards.sum() for rewards in implicit])
@@ -78,19 +83,12 @@ def reward_correlations(agent: SoftQAgent, episodes: list[Episode]) -> dict[str,
     }
 
 
-def action_agreement(agent: SoftQAgent, episodes: list[Episode]) -> dict[str, float]:
-    """How often the agent's greedy action is the demonstrated one, over all steps of ``episodes``.
-
-    ``agreement``: that share; ``base_rate``: the share of the commonest demonstrated action (what
-    always playing it would score); ``balanced_agreement``: per-action recall averaged over the
-    actions the demonstrator used, 1/(number of actions used) for a constant policy.
-    """
-    greedy = np.concatenate([episode_q_values(agent, episode)[:-1].argmax(dim=1).numpy() for episode in episodes])
-    demonstrated = np.concatenate([episode.actions.astype(np.int64) for episode in episodes])
-    used = np.unique(demonstrated)
-    recalls = [float(np.mean(greedy[demonstrated == action] == action)) for action in used]
-    return {
-        "agreement": float(np.mean(greedy == demonstrated)),
-        "base_rate": float(np.bincount(demonstrated).max() / len(demonstrated)),
-        "balanced_agreement": float(np.mean(recalls)),
-    }
+def demo_action_agreement(agent: SoftQAgent, episodes: list[Episode],
+                          q_values: list[torch.Tensor] | None = None) -> dict[str, float]:
+    """`visual_iq.objectives.action_agreement` of the agent's greedy actions with the recorded ones
+    over all steps of ``episodes`` (the training metric, on episodes it was not trained on).
+    ``q_values``: the episodes' `episode_q_values`, if already computed."""
+    q_values = q_values or [episode_q_values(agent, episode) for episode in episodes]
+    q = torch.cat([episode_q[:-1] for episode_q in q_values])  # the last observation has no action
+    actions = torch.from_numpy(np.concatenate([episode.actions for episode in episodes]).astype(np.int64))
+    return {name: float(value) for name, value in action_agreement(q, actions).items()}

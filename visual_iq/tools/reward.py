@@ -19,7 +19,7 @@ import numpy as np
 from visual_iq.agent import load_agent
 from visual_iq.demos import Episode, load_episodes
 from visual_iq.errors import DemoError, VisualIQError
-from visual_iq.rewards import action_agreement, implicit_rewards, reward_correlations
+from visual_iq.rewards import demo_action_agreement, episode_q_values, implicit_rewards, reward_correlations
 
 
 def plot_episode_rewards(implicit: np.ndarray, episode: Episode, out: str | Path, title: str) -> Path:
@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         episodes = load_episodes(args.demos, limit=args.episodes)
         agent = load_agent(args.ckpt, episodes[0].settings)
+        q_values = [episode_q_values(agent, episode) for episode in episodes]  # one pass of the network
         result = {"episodes": len(episodes), "steps": int(sum(e.length for e in episodes)),
-                  **reward_correlations(agent, episodes), **action_agreement(agent, episodes)}
+                  **reward_correlations(agent, episodes, q_values), **demo_action_agreement(agent, episodes, q_values)}
         if not args.no_plot:
-            implicit = implicit_rewards(agent, episodes[0])
+            implicit = implicit_rewards(agent, episodes[0], q_values[0])
             title = f"{episodes[0].settings.game}: implicit reward along episode 0 of {args.demos}"
             result["plot"] = str(plot_episode_rewards(implicit, episodes[0], args.plot, title))
     except VisualIQError as error:
@@ -76,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['episodes']} episodes, {result['steps']} steps of {args.demos}")
     print(f"per step:   Pearson {result['step_pearson']:+.3f}  Spearman {result['step_spearman']:+.3f}")
     print(f"per return: Pearson {result['return_pearson']:+.3f}  Spearman {result['return_spearman']:+.3f}")
-    print(f"greedy action = recorded action on {result['agreement']:.3f} of steps (commonest action "
-          f"{result['base_rate']:.3f}; balanced over actions {result['balanced_agreement']:.3f})")
+    print(f"greedy action = recorded action on {result['expert_action_accuracy']:.3f} of steps (commonest "
+          f"action {result['expert_action_base_rate']:.3f}; balanced over actions "
+          f"{result['expert_action_balanced_accuracy']:.3f})")
     if "plot" in result:
         print(f"plot: {result['plot']}")
     return 0
