@@ -135,6 +135,43 @@ def test_exported_agent_is_smaller_and_tests_records_but_does_not_resume(smoke_r
     assert "not resumed" in capfd.readouterr().err
 
 
+def _network(checkpoint_path, prefix="q_net."):
+    state = torch.load(checkpoint_path, weights_only=False)["state_dict"]
+    return {key: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def test_warm_start_takes_the_network_and_the_configs_settings_with_a_fresh_optimizer(smoke_run, tmp_path):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    exported = tmp_path / "agent.ckpt"
+    assert export_main([str(last), str(exported)]) == 0
+    for name, source in (("full", last), ("exported", exported)):
+        # a vanishing learning rate: Adam leaves the weights where the warm start put them
+        assert _fit(tmp_path / name, "--warm_start", str(source), "--model.lr", "1e-30", "--model.alpha", "0.02",
+                    "--trainer.max_steps", "5", "--trainer.val_check_interval", "5") == 0
+        warm = tmp_path / name / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+        saved = torch.load(warm, weights_only=False)
+        assert saved["global_step"] == 5 and saved["optimizer_states"][0]["state"][0]["step"] == 5
+        assert saved["hyper_parameters"]["alpha"] == 0.02  # the config's settings, not the checkpoint's
+        started, trained = _network(warm), _network(last)
+        assert started.keys() == trained.keys()
+        assert all(torch.allclose(started[key], trained[key], rtol=0, atol=1e-12) for key in trained)
+    # an exported agent's one network seeds the target network too
+    target = _network(tmp_path / "exported" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", "target_net.")
+    online = _network(last)
+    assert all(torch.allclose(value, online["q_net." + key[len("target_net."):]], rtol=0, atol=1e-12)
+               for key, value in target.items())
+
+
+def test_warm_start_from_another_network_or_outside_fit_is_one_clear_error(smoke_run, tmp_path, capfd):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert _fit(tmp_path, "--warm_start", str(last), "--model.network", "small_dueling") == 1
+    _assert_one_line_error(capfd, f"warm-start checkpoint {last}: its network does not fit this config's")
+    assert _fit(tmp_path, "--warm_start", str(tmp_path / "missing.ckpt")) == 1
+    _assert_one_line_error(capfd, "missing.ckpt: no such checkpoint file")
+    assert main(["test", "--config", "conf/smoke.yaml", "--warm_start", str(last), "--trainer.logger", "false"]) == 1
+    _assert_one_line_error(capfd, "--warm_start starts a fit from a checkpoint's network; for test use --ckpt_path")
+
+
 def test_exporting_a_non_checkpoint_is_one_clear_error(tmp_path, capsys):
     bogus = tmp_path / "bogus.ckpt"
     bogus.write_bytes(b"not a checkpoint")

@@ -21,6 +21,7 @@ from visual_iq.files import atomic_write
 from visual_iq.networks import build_q_network
 
 NETWORK_PREFIX = "q_net."
+TARGET_PREFIX = "target_net."
 """Checkpoint state-dict keys of the online soft-Q network."""
 
 
@@ -76,8 +77,7 @@ def agent_from_checkpoint(checkpoint: dict[str, Any]) -> SoftQAgent:
     """The agent stored in a checkpoint dict read by `read_checkpoint`, on CPU in eval mode."""
     settings = EnvSettings.from_dict(checkpoint["env_settings"])
     hyper_parameters = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "_instantiator"}
-    weights = {key[len(NETWORK_PREFIX):]: value for key, value in checkpoint["state_dict"].items()
-               if key.startswith(NETWORK_PREFIX)}
+    weights = network_weights(checkpoint["state_dict"], NETWORK_PREFIX)
     action_layer = "head.advantage.2.weight" if "head.advantage.2.weight" in weights else "head.2.weight"  # dueling or not
     num_actions = weights[action_layer].shape[0]
     q_net = build_q_network(hyper_parameters["network"], num_actions, settings.stack_size, settings.screen_size)
@@ -132,7 +132,13 @@ def export_agent(ckpt_path: str | Path, out_path: str | Path) -> Path:
 def with_target_network(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A Lightning state dict for a training module: an exported agent stores only ``q_net``, and
     its target network starts as a copy of it."""
-    if any(key.startswith("target_net.") for key in state_dict):
+    if any(key.startswith(TARGET_PREFIX) for key in state_dict):
         return state_dict
-    return {**state_dict, **{"target_net." + key[len(NETWORK_PREFIX):]: value
-                             for key, value in state_dict.items() if key.startswith(NETWORK_PREFIX)}}
+    online = network_weights(state_dict, NETWORK_PREFIX)
+    return {**state_dict, **{TARGET_PREFIX + key: value for key, value in online.items()}}
+
+
+def network_weights(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """One network's weights (``prefix``: `NETWORK_PREFIX` or `TARGET_PREFIX`) of a Lightning state
+    dict, keyed as the network's own state dict."""
+    return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}

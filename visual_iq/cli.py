@@ -17,6 +17,7 @@ from visual_iq.allocator import keep_freed_memory
 from visual_iq.envs import EnvSettings
 from visual_iq.errors import CheckpointError, ConfigError, VisualIQError
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.warm_start import WarmStart
 
 TRAINER_DEFAULTS = {
     **ENDLESS_STREAM_TRAINER_FLAGS,
@@ -34,7 +35,7 @@ agent plays in, not its network (e.g. testing a checkpoint with sticky actions o
 
 
 class VisualIQCLI(LightningCLI):
-    """LightningCLI with ``--threads`` and ``--keep_freed_memory`` settings that checks a ``--ckpt_path``
+    """LightningCLI with ``--threads``, ``--keep_freed_memory`` and ``--warm_start`` settings that checks a ``--ckpt_path``
     before Lightning reads it.
 
     Lightning replaces the config's model settings with the checkpoint's own; a checkpoint of
@@ -55,6 +56,11 @@ class VisualIQCLI(LightningCLI):
             "--keep_freed_memory", type=bool, default=True,
             help="keep freed host memory in the process (glibc malloc) instead of faulting it in again every "
                  "update: measured 1.27x faster on 2 threads of a 2-core AMD EPYC; false: malloc's defaults")
+        parser.add_argument(
+            "--warm_start", type=str | None, default=None,
+            help="fit only: start from this checkpoint's network (a training checkpoint or an exported agent; "
+                 "same observations and network) with the config's settings and a fresh optimizer and step "
+                 "count; --ckpt_path instead resumes a run as it was")
 
     def before_instantiate_classes(self) -> None:
         subcommand = self.config.get("subcommand")
@@ -69,6 +75,13 @@ class VisualIQCLI(LightningCLI):
                 raise ConfigError(f"--threads must be at least 1, got {threads}")
             torch.set_num_threads(threads)
             os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP's processes: Lightning then keeps it
+        if config.get("warm_start") and subcommand != "fit":
+            raise ConfigError(f"--warm_start starts a fit from a checkpoint's network; for {subcommand} use --ckpt_path")
+
+    def before_fit(self) -> None:
+        warm_start = self.config["fit"].get("warm_start")
+        if warm_start:
+            self.trainer.callbacks.append(WarmStart(warm_start))
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
