@@ -16,7 +16,8 @@
 #     (CHECKS=capture,throughput by default; CHECKS=throughput or CHECKS=none to skip);
 #  2. benchmarks/throughput.py --device cuda, batch 64, offline, with CAPTURE (default "false true");
 #  3. online Pong arms side by side (ARMS: method:seed or method:seed:key=value,..., the latter with
-#     --model.key value; default 3 IQ seeds + SQIL seed 0) with
+#     --model.key value, except warm_start=PATH: --warm_start PATH, a checkpoint carried along;
+#     default 3 IQ seeds + SQIL seed 0) with
 #     conf/pong_online.yaml (8 envs stepping once every 8 updates: 1 update per env step, as the
 #     official recipe; 50k replay in all), each for TRAIN_SECONDS of training (Lightning's max_time;
 #     the final evaluation comes after it), evaluated every VAL_EVERY updates, THREADS CPU threads
@@ -81,6 +82,9 @@ start_arms() {
     local method seed options extra="" tag=""
     IFS=: read -r method seed options <<< "$arm"
     for option in ${options//,/ }; do
+      if [ "${option%%=*}" = warm_start ]; then  # fine-tune from a carried checkpoint's network
+        extra+=" --warm_start ${option#*=}"; tag+="-warm"; continue
+      fi
       extra+=" --model.${option%%=*} ${option#*=}"; tag+="-${option%%=*}${option#*=}"
     done
     local name=online-$method$tag-20demos-seed$seed
