@@ -13,6 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from visual_iq.cli import main
 from visual_iq.demos import load_episodes
 from visual_iq.agent import load_agent
+from visual_iq.errors import CheckpointError
+from visual_iq.networks import build_q_network
+from visual_iq.warm_start import load_network_weights
 from visual_iq.tools.curve import main as curve_main
 from visual_iq.tools.export import main as export_main
 from visual_iq.tools.record import main as record_main
@@ -165,11 +168,18 @@ def test_warm_start_takes_the_network_and_the_configs_settings_with_a_fresh_opti
 def test_warm_start_from_another_network_or_outside_fit_is_one_clear_error(smoke_run, tmp_path, capfd):
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     assert _fit(tmp_path, "--warm_start", str(last), "--model.network", "small_dueling") == 1
-    _assert_one_line_error(capfd, f"warm-start checkpoint {last}: its network does not fit this config's")
+    _assert_one_line_error(capfd, f"warm-start checkpoint {last} holds a 'small' network, this config builds "
+                                  "'small_dueling': set --model.network small")
     assert _fit(tmp_path, "--warm_start", str(tmp_path / "missing.ckpt")) == 1
     _assert_one_line_error(capfd, "missing.ckpt: no such checkpoint file")
     assert main(["test", "--config", "conf/smoke.yaml", "--warm_start", str(last), "--trainer.logger", "false"]) == 1
     _assert_one_line_error(capfd, "--warm_start starts a fit from a checkpoint's network; for test use --ckpt_path")
+
+
+def test_warm_start_weights_of_another_shape_are_one_clear_error():
+    six_actions = {"q_net." + key: value for key, value in build_q_network("small", 6).state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"^source X: its network does not fit this config's \(size mismatch"):
+        load_network_weights(build_q_network("small", 3), six_actions, "q_net.", "source X")
 
 
 def test_exporting_a_non_checkpoint_is_one_clear_error(tmp_path, capsys):

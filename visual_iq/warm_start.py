@@ -44,8 +44,12 @@ class WarmStart(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        source = f"warm-start checkpoint {self.checkpoint}"
         saved = read_checkpoint(self.checkpoint)
+        source = f"warm-start checkpoint {self.checkpoint}"
+        saved_network, network = saved["hyper_parameters"]["network"], pl_module.hparams.network
+        if saved_network != network:
+            raise CheckpointError(f"{source} holds a {saved_network!r} network, this config builds {network!r}: "
+                                  f"set --model.network {saved_network}")
         check_checkpoint_settings(saved, pl_module.settings, source)
         state_dict = with_target_network(saved["state_dict"])
         load_network_weights(pl_module.q_net, state_dict, NETWORK_PREFIX, source)
