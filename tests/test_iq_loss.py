@@ -54,6 +54,22 @@ def test_value_variant_uses_all_states_and_regularises_all():
     assert loss.item() == pytest.approx(-(R[0] + R[1]) / 2 + value_loss + chi2)
 
 
+def test_chi2_rows_choose_the_regularised_rows_whatever_the_variant():
+    """``chi2_rows: all`` with ``value_expert`` is the official ``method.regularize``: the value term
+    stays on expert states, the χ² term covers the policy rows too; ``expert`` does the reverse for ``value``."""
+    expert_value = ((V[0] - Y[0]) + (V[1] - Y[1])) / 2
+    loss, terms = iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA,
+                          variant="value_expert", chi2_alpha=0.25, chi2_rows="all")
+    assert terms["value_loss"].item() == pytest.approx(expert_value)
+    assert terms["chi2_loss"].item() == pytest.approx(sum(r**2 for r in R) / 3 / (4 * 0.25))
+    assert loss.item() == pytest.approx(-(R[0] + R[1]) / 2 + expert_value + terms["chi2_loss"].item())
+    _, terms = iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA,
+                       variant="value", chi2_alpha=0.25, chi2_rows="expert")
+    assert terms["chi2_loss"].item() == pytest.approx((R[0] ** 2 + R[1] ** 2) / 2 / (4 * 0.25))
+    with pytest.raises(ValueError, match="chi2_rows"):
+        iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA, chi2_rows="policy")
+
+
 def test_v0_variant():
     initial_v = torch.tensor([2.0, 4.0])
     loss, terms = iq_loss(Q, ACTIONS, NEXT_V, TERMINATED, IS_EXPERT, alpha=ALPHA, gamma=GAMMA,

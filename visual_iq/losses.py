@@ -17,7 +17,8 @@ with value term, by variant:
     value:         E_expert∪policy[V(s) − γ(1−d)V(s')] online, expert and policy states
     v0:            (1−γ)·E_ρ0[V(s0)]                    offline, initial states
 and E_χ² over expert samples (offline variants) or expert and policy samples (``value``),
-as in the official implementation.
+as in the official implementation; ``chi2_rows`` chooses either for any variant (the official
+``method.regularize`` is ``all``).
 
 **Behavioural cloning** fits π(a|s) = softmax(Q(s,·)/α) to the expert's actions:
 L_BC = −E_expert[log π(a|s)].
@@ -37,6 +38,8 @@ from torch import Tensor
 
 Variant = Literal["value_expert", "value", "v0"]
 VARIANTS: tuple[str, ...] = ("value_expert", "value", "v0")
+Chi2Rows = Literal["auto", "expert", "all"]
+CHI2_ROWS: tuple[str, ...] = ("auto", "expert", "all")
 
 
 def soft_value(q: Tensor, alpha: float) -> Tensor:
@@ -77,6 +80,7 @@ def iq_loss(
     gamma: float,
     variant: Variant = "value_expert",
     chi2_alpha: float | None = 0.5,
+    chi2_rows: Chi2Rows = "auto",
     initial_v: Tensor | None = None,
     with_metrics: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -92,6 +96,8 @@ def iq_loss(
         gamma: discount.
         variant: which states the value term uses (see module docstring).
         chi2_alpha: weight 1/(4·chi2_alpha) of the χ² term; None disables it.
+        chi2_rows: rows the χ² term averages over: ``expert``, ``all``, or ``auto`` (``all`` for
+            ``value``, ``expert`` otherwise).
         initial_v: (N,) V(s0) of initial states; required by ``v0``.
         with_metrics: also return the terms below; False returns none and reads nothing back
             to the host (whether policy rows exist), as a captured update needs.
@@ -102,6 +108,8 @@ def iq_loss(
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown IQ variant {variant!r}; choose one of {VARIANTS}")
+    if chi2_rows not in CHI2_ROWS:
+        raise ValueError(f"unknown chi2_rows {chi2_rows!r}; choose one of {CHI2_ROWS}")
     is_expert = is_expert.bool()
     v = soft_value(q, alpha)
     reward = implicit_reward(taken(q, actions), next_v, terminated, gamma)
@@ -120,7 +128,8 @@ def iq_loss(
     chi2_loss = None
     if chi2_alpha is not None:
         squared = reward**2
-        chi2_loss = (squared.mean() if variant == "value" else masked_mean(squared, is_expert)) / (4.0 * chi2_alpha)
+        all_rows = chi2_rows == "all" or (chi2_rows == "auto" and variant == "value")
+        chi2_loss = (squared.mean() if all_rows else masked_mean(squared, is_expert)) / (4.0 * chi2_alpha)
         loss = loss + chi2_loss
     if not with_metrics:
         return loss, {}

@@ -59,6 +59,8 @@ class IQLearn(L.LightningModule):
         alpha: entropy temperature of the soft-Q policy (V = α·logsumexp(Q/α)).
         gamma: discount.
         chi2_alpha: χ² regulariser weight 1/(4·chi2_alpha); null disables it.
+        chi2_rows: rows the χ² term averages over: ``expert``, ``all`` (expert and policy rows: the
+            official ``method.regularize``), ``auto`` (``all`` for the ``value`` variant, else ``expert``).
         grad_penalty: weight of a gradient penalty on V between expert and policy states (online IQ).
         lr: Adam learning rate.
         batch_size: transitions per source per update (online batches are 2x this).
@@ -66,8 +68,7 @@ class IQLearn(L.LightningModule):
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
         target_tau: soft target-network update rate per update (1.0 = hard copy).
         target_update_interval: updates between target-network updates.
-        next_value: where V(s') comes from: ``target`` (the target network, no gradient) or
-            ``online`` (the online network, with gradient: the official IQ-Learn Atari recipe).
+        next_value: V(s') from the ``target`` network (no gradient) or the ``online`` one (with gradient, as official).
         precision: ``auto`` (bf16 only on a CPU with native bf16), ``32``, or ``bf16`` (bf16 autocast of
             the convolutions only; Q values, losses and action choice are always fp32).
         sticky_actions: sticky-action probability of the acting and evaluation envs.
@@ -81,18 +82,15 @@ class IQLearn(L.LightningModule):
             1/x updates (0.25: every 4th update), so updates per env step can be 1 or more.
         buffer_capacity: policy replay slots per env (online).
         learning_starts: policy transitions collected before the first update (online).
-        warmup: who acts for those: ``policy`` (the untrained soft-Q policy) or ``uniform``
-            (uniformly random actions, the official recipe).
+        warmup: who acts for those: ``policy`` (the soft-Q policy) or ``uniform`` (random, as official).
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
         eval_reward_correlation: log the implicit reward's correlation with the true one along it.
-        device_replay: keep the demos and the policy replay on the training device as well and sample
-            batches there (`visual_iq.device_replay`), so an update needs nothing from the host;
-            null: yes on a GPU, no on a CPU (where the host sampler is the one the results used).
+        device_replay: keep demos and policy replay on the training device too and sample there
+            (`visual_iq.device_replay`): an update needs nothing from the host; null: on a GPU only.
         capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.capture`);
             null: wherever possible (one CUDA process, fp32, no gradient penalty).
-        seed: seed of sampling, acting and evaluation. Under DDP every process (rank) samples and
-            acts with its own seeds (rank 0 with these); evaluation plays the same episodes on every rank.
+        seed: seed of sampling, acting and evaluation (under DDP each rank samples and acts with its own).
     """
 
     def __init__(
@@ -107,6 +105,7 @@ class IQLearn(L.LightningModule):
         alpha: float = 0.01,
         gamma: float = 0.99,
         chi2_alpha: float | None = 0.5,
+        chi2_rows: Literal["auto", "expert", "all"] = "auto",
         grad_penalty: float = 0.0,
         lr: float = 1e-4,
         batch_size: int = 32,
@@ -140,7 +139,8 @@ class IQLearn(L.LightningModule):
                                     stack_size=stack_size, terminal_on_life_loss=terminal_on_life_loss,
                                     fire_on_new_life=fire_on_new_life)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
-                                        chi2_alpha=chi2_alpha, grad_penalty=grad_penalty, next_value=next_value)
+                                        chi2_alpha=chi2_alpha, chi2_rows=chi2_rows, grad_penalty=grad_penalty,
+                                        next_value=next_value)
         self.q_net = build_q_network(network, num_actions(self.settings), stack_size, self.settings.screen_size)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.agent = SoftQAgent(self.q_net, alpha=alpha, gamma=gamma, settings=self.settings)

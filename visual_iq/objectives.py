@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from visual_iq.errors import ConfigError, TrainingDiverged
-from visual_iq.losses import VARIANTS, Variant, bc_loss, iq_loss, soft_value, sqil_loss
+from visual_iq.losses import CHI2_ROWS, VARIANTS, Chi2Rows, Variant, bc_loss, iq_loss, soft_value, sqil_loss
 
 Method = Literal["iq", "bc", "sqil"]
 METHODS: tuple[str, ...] = ("iq", "bc", "sqil")
@@ -59,6 +59,7 @@ class IQObjective:
     chi2_alpha: float | None = 0.5
     grad_penalty: float = 0.0
     next_value: NextValue = "target"
+    chi2_rows: Chi2Rows = "auto"
 
     @property
     def needs_initial_states(self) -> bool:
@@ -71,8 +72,8 @@ class IQObjective:
         next_v = next_soft_value(q_net, target_net, batch["next_observations"], self.alpha, self.next_value)
         initial_v = soft_value(q_net(batch["initial_observations"]), self.alpha) if self.needs_initial_states else None
         loss, metrics = iq_loss(q, batch["actions"], next_v, batch["terminated"], is_expert, alpha=self.alpha,
-                                gamma=self.gamma, variant=self.variant, chi2_alpha=self.chi2_alpha, initial_v=initial_v,
-                                with_metrics=with_metrics)
+                                gamma=self.gamma, variant=self.variant, chi2_alpha=self.chi2_alpha,
+                                chi2_rows=self.chi2_rows, initial_v=initial_v, with_metrics=with_metrics)
         if self.grad_penalty > 0:
             penalty = gradient_penalty(q_net, observations[is_expert], observations[~is_expert], self.alpha)
             loss = loss + self.grad_penalty * penalty
@@ -115,7 +116,7 @@ class SQILObjective:
 
 def make_objective(method: str, *, online: bool, alpha: float, gamma: float, variant: str = "value_expert",
                    chi2_alpha: float | None = 0.5, grad_penalty: float = 0.0,
-                   next_value: str = "target") -> Objective:
+                   next_value: str = "target", chi2_rows: str = "auto") -> Objective:
     """The configured objective; settings that cannot work together raise `ConfigError`."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -123,6 +124,8 @@ def make_objective(method: str, *, online: bool, alpha: float, gamma: float, var
         raise ConfigError(f"unknown next_value {next_value!r}; choose target or online")
     if variant not in VARIANTS:
         raise ConfigError(f"unknown IQ variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if chi2_rows not in CHI2_ROWS:
+        raise ConfigError(f"unknown chi2_rows {chi2_rows!r}; choose one of {', '.join(CHI2_ROWS)}")
     if grad_penalty > 0 and (method != "iq" or not online):
         raise ConfigError("grad_penalty is a term of online IQ-Learn: it needs method: iq and online: true")
     if method == "sqil":
@@ -131,7 +134,7 @@ def make_objective(method: str, *, online: bool, alpha: float, gamma: float, var
         return SQILObjective(alpha, gamma, next_value)  # type: ignore[arg-type]
     if method == "bc":
         return BCObjective(alpha)
-    return IQObjective(alpha, gamma, variant, chi2_alpha, grad_penalty, next_value)  # type: ignore[arg-type]
+    return IQObjective(alpha, gamma, variant, chi2_alpha, grad_penalty, next_value, chi2_rows)  # type: ignore[arg-type]
 
 
 def gradient_penalty(q_net: nn.Module, expert: Tensor, policy: Tensor, alpha: float) -> Tensor:
