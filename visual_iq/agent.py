@@ -21,8 +21,9 @@ from visual_iq.files import atomic_write
 from visual_iq.networks import build_q_network
 
 NETWORK_PREFIX = "q_net."
-TARGET_PREFIX = "target_net."
 """Checkpoint state-dict keys of the online soft-Q network."""
+TARGET_PREFIX = "target_net."
+"""Checkpoint state-dict keys of its target network."""
 
 
 class SoftQAgent:
