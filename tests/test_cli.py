@@ -102,6 +102,14 @@ def test_record_agent_from_checkpoint(smoke_run, tmp_path):
     assert np.array_equal(agent.act(episodes[0].observations()[:-1]), episodes[0].actions)
 
 
+def test_expert_labels_for_a_game_without_an_expert_is_one_clear_error(smoke_run, tmp_path, capsys):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    code = record_main(["--source", "agent", "--ckpt", str(last), "--expert-labels", "--out", str(tmp_path)])
+    assert code == 2
+    assert "error: no scripted expert for visual_iq/Catch-v0; experts exist for Pong, Breakout" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_missing_checkpoint_is_one_clear_error(tmp_path, capsys):
     missing = tmp_path / "nope.ckpt"
     assert record_main(["--source", "agent", "--ckpt", str(missing), "--out", str(tmp_path)]) == 2

@@ -7,7 +7,7 @@ from visual_iq.demos import load_episode
 from visual_iq.envs import EnvSettings, make_env
 from visual_iq.errors import ConfigError
 from visual_iq.experts import LookaheadExpert
-from visual_iq.recording import record_expert
+from visual_iq.recording import ExpertJudge, record_episodes, record_expert
 
 
 @pytest.mark.parametrize("game, steps, paddle_targets", [
@@ -58,3 +58,27 @@ def test_record_tool_passes_env_flags_and_action_noise(monkeypatch, tmp_path):
     assert settings == EnvSettings("Breakout", frame_skip=2, stack_size=3, terminal_on_life_loss=True,
                                    sticky_actions=0.0)
     assert kwargs["action_noise"] == 0.2
+
+
+
+def test_judge_asks_the_expert_before_each_step_and_counts_agreement_by_phase(tmp_path):
+    # Replaying the expert's own recorded actions in the same deterministic episode, the expert's
+    # labels must be exactly those actions; a policy that always does nothing agrees less.
+    settings = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=1200)
+    recorded = load_episode(record_expert(settings, tmp_path / "expert", episodes=1, seed=7, progress=lambda _m: None)[0])
+
+    def judged(actions: np.ndarray) -> ExpertJudge:
+        env = make_env(settings)
+        steps = iter(actions.tolist())
+        judge = ExpertJudge(lambda _observation: next(steps), LookaheadExpert(env))
+        record_episodes(env, judge, tmp_path / "judged", episodes=1, source="agent", seed=7,
+                        on_reset=judge.start_episode, progress=lambda _m: None)
+        return judge
+
+    replay = judged(recorded.actions)
+    assert replay.agreement() == {"no ball": 1.0, "following": 1.0, "planned": 1.0, "all": 1.0}
+    assert sum(steps for steps, _ in replay.episodes[0].values()) == recorded.length
+    idle = judged(np.zeros(recorded.length, dtype=np.int64))
+    assert 0.0 < idle.agreement()["all"] < 0.95
+    assert idle.episodes[0]["planned"][0] > 0  # the ball came close and the expert planned
+    assert "agreement with the expert on the agent's states: " in idle.report()

@@ -86,6 +86,7 @@ class LookaheadExpert:
         self.steps_since_plan = 0
         self.previous_paddle: int | None = None
         self.previous_towards: int | None = None
+        self.phase = "no ball"  # what the last call did: "no ball", "following" or "planned"
 
     def _ram(self) -> tuple[int, int, int]:
         ram = self.ale.getRAM()
@@ -180,9 +181,10 @@ class LookaheadExpert:
         previous, self.previous_towards = self.previous_towards, towards
         ball_visible = along != 0 and towards != 0
         if not ball_visible:
-            self.target = None
+            self.target, self.phase = None, "no ball"
             return self.spec.fire if self.spec.fire is not None else self._move_to(self.spec.rest, paddle)
         if previous is None:
+            self.phase = "following"
             return 0
         approaching = (towards - previous) * self.spec.approaching_sign > 0
         if approaching and not self._close(towards):
@@ -196,6 +198,7 @@ class LookaheadExpert:
         elif not approaching and (towards - previous) != 0:
             self.target = None
         self.steps_since_plan += 1
+        self.phase = "following" if self.target is None else "planned"
         if self.target is None:  # no plan (the ball is going away): follow the ball
             return self._move_to(along, paddle)
         return self._move_to(self.target, paddle)

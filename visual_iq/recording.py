@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +22,9 @@ from visual_iq.demos import EpisodeBuilder, next_episode_path, save_episode
 from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
 from visual_iq.errors import ConfigError
 from visual_iq.fire import EXECUTED_ACTION
+
+if TYPE_CHECKING:
+    from visual_iq.experts import LookaheadExpert
 
 
 def _progress(message: str) -> None:
@@ -117,27 +120,85 @@ def record_expert(
         env.close()
 
 
+class ExpertJudge:
+    """Plays ``policy`` and asks the scripted ``expert`` at every step what it would have done.
+
+    The agreement on the agent's *own* states is what imitation from fixed demos cannot see (the
+    demos only show the expert's states): where it drops below the agreement on held-out expert
+    episodes, the agent has drifted to states the demos do not cover. Steps are counted by what
+    the expert was doing: ``no ball`` (between points), ``following`` the ball, or steering to a
+    ``planned`` meeting point (the ball approaching and close). Call `start_episode` after every
+    reset; ``episodes`` holds one ``{phase: [steps, agreed]}`` tally per episode.
+    """
+
+    PHASES = ("no ball", "following", "planned")
+
+    def __init__(self, policy: Callable[[np.ndarray], int], expert: LookaheadExpert) -> None:
+        self.policy = policy
+        self.expert = expert
+        self.episodes: list[dict[str, list[int]]] = []
+
+    def start_episode(self) -> None:
+        self.expert.reset()
+        self.episodes.append({phase: [0, 0] for phase in self.PHASES})
+
+    def __call__(self, observation: np.ndarray) -> int:
+        label = self.expert()  # reads the RAM before the step, as when the expert records
+        action = self.policy(observation)
+        tally = self.episodes[-1][self.expert.phase]
+        tally[0] += 1
+        tally[1] += int(action == label)
+        return action
+
+    def agreement(self, episode: int | None = None) -> dict[str, float]:
+        """Share of steps where the policy's action equals the expert's: ``all`` and per phase
+        (NaN for a phase with no steps), over one episode or (None) all of them."""
+        tallies = self.episodes if episode is None else [self.episodes[episode]]
+        counts = {phase: np.sum([t[phase] for t in tallies], axis=0) for phase in self.PHASES}
+        counts["all"] = np.sum(list(counts.values()), axis=0)
+        return {phase: float(agreed / steps) if steps else float("nan") for phase, (steps, agreed) in counts.items()}
+
+    def report(self) -> str:
+        share = self.agreement()
+        steps = {phase: int(sum(t[phase][0] for t in self.episodes)) for phase in self.PHASES}
+        parts = ", ".join(f"{phase} {share[phase]:.3f} ({steps[phase]} steps)" for phase in self.PHASES)
+        return f"agreement with the expert on the agent's states: {share['all']:.3f} ({parts})"
+
+
 def record_agent(
     ckpt: str | os.PathLike, out: str | os.PathLike, *, episodes: int, seed: int = 0,
     game: str | None = None, sticky_actions: float = STICKY_ACTIONS, noop_max: int = NOOP_MAX,
-    progress: Callable[[str], None] = _progress,
+    expert_labels: bool = False, progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
     """Record a trained agent from checkpoint ``ckpt`` playing greedily (argmax Q).
 
     The env is the checkpoint's own game and observation settings, with the given sticky-action
     probability and no-op starts. If ``game`` is given and is not the checkpoint's game, a
-    `CheckpointError` names both.
+    `CheckpointError` names both. ``expert_labels``: also ask the scripted expert for its action
+    at every step (`ExpertJudge`; Pong, Breakout) and report how often the agent agreed.
     """
     agent = load_agent(ckpt, EnvSettings(game) if game is not None else None)
     settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
     env = make_env(settings)
+    policy: Callable[[np.ndarray], int] = lambda observation: int(agent.act(observation[None])[0])
+    judge = None
     try:
-        return record_episodes(
-            env, lambda observation: int(agent.act(observation[None])[0]), out, episodes=episodes,
-            source="agent", seed=seed, extra={"checkpoint": str(ckpt)}, progress=progress,
+        if expert_labels:
+            from visual_iq.experts import LookaheadExpert
+
+            policy = judge = ExpertJudge(policy, LookaheadExpert(env))
+        written = record_episodes(
+            env, policy, out, episodes=episodes, source="agent", seed=seed,
+            on_reset=judge.start_episode if judge else None, extra={"checkpoint": str(ckpt)},
+            progress=progress,
         )
     finally:
         env.close()
+    if judge is not None:
+        for index in range(len(judge.episodes)):
+            progress(f"episode {index + 1}: agreement with the expert {judge.agreement(index)['all']:.3f}")
+        progress(judge.report())
+    return written
 
 
 class _SeedPerEpisode(gym.Wrapper):

@@ -36,9 +36,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="expert: probability of executing a random action instead of the expert's "
                              "(the expert's action is recorded; DART-style recovery demos)")
+    parser.add_argument("--expert-labels", action="store_true",
+                        help="agent: also ask the scripted expert (Pong, Breakout) for its action at every "
+                             "step and print how often the agent agreed with it, per situation")
     args = parser.parse_args(argv)
     if args.source == "agent" and args.ckpt is None:
         parser.error("--source agent needs --ckpt PATH")
+    if args.expert_labels and args.source != "agent":
+        parser.error("--expert-labels judges a trained agent: use it with --source agent")
     return args
 
 
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             from visual_iq.recording import record_agent
 
             record_agent(args.ckpt, args.out, episodes=args.episodes or 1, seed=args.seed, game=args.game,
-                         sticky_actions=args.sticky, noop_max=args.noop_max)
+                         sticky_actions=args.sticky, noop_max=args.noop_max, expert_labels=args.expert_labels)
         elif args.source == "human":
             from visual_iq.recording import record_human
 
