@@ -57,7 +57,11 @@ def test_record_tool_passes_env_flags_and_action_noise(monkeypatch, tmp_path):
     settings, kwargs = calls[0]
     assert settings == EnvSettings("Breakout", frame_skip=2, stack_size=3, terminal_on_life_loss=True,
                                    sticky_actions=0.0)
-    assert kwargs["action_noise"] == 0.2
+    assert kwargs["action_noise"] == 0.2 and kwargs["judge_ckpt"] is None
+    assert main(["--source", "expert", "--out", str(tmp_path), "--expert-labels", "--ckpt", "agent.ckpt"]) == 0
+    assert calls[1][1]["judge_ckpt"] == "agent.ckpt"
+    with pytest.raises(SystemExit):  # nothing to judge
+        main(["--source", "expert", "--out", str(tmp_path), "--expert-labels"])
 
 
 
@@ -67,18 +71,25 @@ def test_judge_asks_the_expert_before_each_step_and_counts_agreement_by_phase(tm
     settings = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=1200)
     recorded = load_episode(record_expert(settings, tmp_path / "expert", episodes=1, seed=7, progress=lambda _m: None)[0])
 
-    def judged(actions: np.ndarray) -> ExpertJudge:
+    def judged(actions: np.ndarray, expert_acts: bool = False) -> tuple[ExpertJudge, np.ndarray]:
         env = make_env(settings)
         steps = iter(actions.tolist())
-        judge = ExpertJudge(lambda _observation: next(steps), LookaheadExpert(env))
-        record_episodes(env, judge, tmp_path / "judged", episodes=1, source="agent", seed=7,
-                        on_reset=judge.start_episode, progress=lambda _m: None)
-        return judge
+        judge = ExpertJudge(lambda _observation: next(steps), LookaheadExpert(env), expert_acts=expert_acts)
+        path = record_episodes(env, judge, tmp_path / "judged", episodes=1, source="agent", seed=7,
+                               on_reset=judge.start_episode, progress=lambda _m: None)[0]
+        return judge, load_episode(path).frames
 
-    replay = judged(recorded.actions)
+    replay, _ = judged(recorded.actions)
     assert replay.agreement() == {"no ball": 1.0, "following": 1.0, "planned": 1.0, "all": 1.0}
     assert sum(steps for steps, _ in replay.episodes[0].values()) == recorded.length
-    idle = judged(np.zeros(recorded.length, dtype=np.int64))
+    noops = np.zeros(recorded.length, dtype=np.int64)
+    idle, _ = judged(noops)
     assert 0.0 < idle.agreement()["all"] < 0.95
     assert idle.episodes[0]["planned"][0] > 0  # the ball came close and the expert planned
     assert "agreement with the expert on the agent's states: " in idle.report()
+    # With the expert acting, the NOOP policy is only judged: the expert's episode is replayed
+    # exactly, and the agreement is the NOOP share of the expert's actions.
+    shadow, frames = judged(noops, expert_acts=True)
+    assert np.array_equal(frames, recorded.frames)
+    assert shadow.agreement()["all"] == pytest.approx(np.mean(recorded.actions == 0))
+    assert "agreement with the expert on the expert's states: " in shadow.report()

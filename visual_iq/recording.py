@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from visual_iq.agent import load_agent
+from visual_iq.agent import SoftQAgent, load_agent
 from visual_iq.demos import EpisodeBuilder, next_episode_path, save_episode
 from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
 from visual_iq.errors import ConfigError
@@ -95,47 +95,24 @@ class NoisyActions(gym.ActionWrapper):
         return action
 
 
-def record_expert(
-    settings: EnvSettings, out: str | os.PathLike, *, episodes: int, seed: int = 0,
-    action_noise: float = 0.0, progress: Callable[[str], None] = _progress,
-) -> list[Path]:
-    """Record the scripted look-ahead expert (Pong or Breakout).
-
-    ``action_noise``: probability that a random action is executed instead of the expert's in
-    each step (the expert's action is still the one recorded; see `NoisyActions`).
-    """
-    from visual_iq.experts import LookaheadExpert
-
-    env = make_env(settings)
-    if action_noise:
-        env = NoisyActions(env, action_noise, seed=seed)
-    expert = LookaheadExpert(env)
-    try:
-        return record_episodes(
-            env, lambda _observation: expert(), out, episodes=episodes, source="expert", seed=seed,
-            on_reset=expert.reset, extra={"expert": "LookaheadExpert", "action_noise": action_noise},
-            progress=progress,
-        )
-    finally:
-        env.close()
-
-
 class ExpertJudge:
     """Plays ``policy`` and asks the scripted ``expert`` at every step what it would have done.
 
     The agreement on the agent's *own* states is what imitation from fixed demos cannot see (the
-    demos only show the expert's states): where it drops below the agreement on held-out expert
-    episodes, the agent has drifted to states the demos do not cover. Steps are counted by what
-    the expert was doing: ``no ball`` (between points), ``following`` the ball, or steering to a
-    ``planned`` meeting point (the ball approaching and close). Call `start_episode` after every
-    reset; ``episodes`` holds one ``{phase: [steps, agreed]}`` tally per episode.
+    demos only show the expert's states): where it drops below the agreement on the expert's
+    states (``expert_acts``: the expert's action is executed and the policy only judged), the
+    agent has drifted to states the demos do not cover. Steps are counted by what the expert was
+    doing: ``no ball`` (between points), ``following`` the ball, or steering to a ``planned``
+    meeting point (the ball approaching and close). Call `start_episode` after every reset;
+    ``episodes`` holds one ``{phase: [steps, agreed]}`` tally per episode.
     """
 
     PHASES = ("no ball", "following", "planned")
 
-    def __init__(self, policy: Callable[[np.ndarray], int], expert: LookaheadExpert) -> None:
+    def __init__(self, policy: Callable[[np.ndarray], int], expert: LookaheadExpert, expert_acts: bool = False) -> None:
         self.policy = policy
         self.expert = expert
+        self.expert_acts = expert_acts
         self.episodes: list[dict[str, list[int]]] = []
 
     def start_episode(self) -> None:
@@ -148,7 +125,7 @@ class ExpertJudge:
         tally = self.episodes[-1][self.expert.phase]
         tally[0] += 1
         tally[1] += int(action == label)
-        return action
+        return label if self.expert_acts else action
 
     def agreement(self, episode: int | None = None) -> dict[str, float]:
         """Share of steps where the policy's action equals the expert's: ``all`` and per phase
@@ -162,7 +139,53 @@ class ExpertJudge:
         share = self.agreement()
         steps = {phase: int(sum(t[phase][0] for t in self.episodes)) for phase in self.PHASES}
         parts = ", ".join(f"{phase} {share[phase]:.3f} ({steps[phase]} steps)" for phase in self.PHASES)
-        return f"agreement with the expert on the agent's states: {share['all']:.3f} ({parts})"
+        states = "the expert's" if self.expert_acts else "the agent's"
+        return f"agreement with the expert on {states} states: {share['all']:.3f} ({parts})"
+
+
+def record_expert(
+    settings: EnvSettings, out: str | os.PathLike, *, episodes: int, seed: int = 0,
+    action_noise: float = 0.0, judge_ckpt: str | os.PathLike | None = None,
+    progress: Callable[[str], None] = _progress,
+) -> list[Path]:
+    """Record the scripted look-ahead expert (Pong or Breakout).
+
+    ``action_noise``: probability that a random action is executed instead of the expert's in
+    each step (the expert's action is still the one recorded; see `NoisyActions`).
+    ``judge_ckpt``: also ask this trained agent for its greedy action at every step and report how
+    often it agreed with the expert, per situation (`ExpertJudge` with ``expert_acts``).
+    """
+    from visual_iq.experts import LookaheadExpert
+
+    agent = load_agent(judge_ckpt, settings) if judge_ckpt is not None else None
+    env = make_env(settings)
+    if action_noise:
+        env = NoisyActions(env, action_noise, seed=seed)
+    try:
+        expert = LookaheadExpert(env)
+        policy, on_reset, judge = (lambda _observation: expert()), expert.reset, None
+        if agent is not None:
+            policy = judge = ExpertJudge(_greedy(agent), expert, expert_acts=True)
+            on_reset = judge.start_episode
+        written = record_episodes(
+            env, policy, out, episodes=episodes, source="expert", seed=seed, on_reset=on_reset,
+            extra={"expert": "LookaheadExpert", "action_noise": action_noise}, progress=progress,
+        )
+    finally:
+        env.close()
+    if judge is not None:
+        _report(judge, progress)
+    return written
+
+
+def _greedy(agent: SoftQAgent) -> Callable[[np.ndarray], int]:
+    return lambda observation: int(agent.act(observation[None])[0])
+
+
+def _report(judge: ExpertJudge, progress: Callable[[str], None]) -> None:
+    for index in range(len(judge.episodes)):
+        progress(f"episode {index + 1}: agreement with the expert {judge.agreement(index)['all']:.3f}")
+    progress(judge.report())
 
 
 def record_agent(
@@ -180,8 +203,7 @@ def record_agent(
     agent = load_agent(ckpt, EnvSettings(game) if game is not None else None)
     settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
     env = make_env(settings)
-    policy: Callable[[np.ndarray], int] = lambda observation: int(agent.act(observation[None])[0])
-    judge = None
+    policy, judge = _greedy(agent), None
     try:
         if expert_labels:
             from visual_iq.experts import LookaheadExpert
@@ -195,9 +217,7 @@ def record_agent(
     finally:
         env.close()
     if judge is not None:
-        for index in range(len(judge.episodes)):
-            progress(f"episode {index + 1}: agreement with the expert {judge.agreement(index)['all']:.3f}")
-        progress(judge.report())
+        _report(judge, progress)
     return written
 
 

@@ -32,18 +32,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--terminal-on-life-loss", action="store_true",
                         help="human/expert: end an episode when a life is lost")
     parser.add_argument("--fps", type=int, default=15, help="human: agent steps per second (15 = real time)")
-    parser.add_argument("--ckpt", default=None, help="agent: checkpoint path")
+    parser.add_argument("--ckpt", default=None, help="agent (and --expert-labels): checkpoint path")
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="expert: probability of executing a random action instead of the expert's "
                              "(the expert's action is recorded; DART-style recovery demos)")
     parser.add_argument("--expert-labels", action="store_true",
-                        help="agent: also ask the scripted expert (Pong, Breakout) for its action at every "
-                             "step and print how often the agent agreed with it, per situation")
+                        help="compare a trained agent (--ckpt) with the scripted expert (Pong, Breakout) at "
+                             "every step and print how often they agreed, per situation: on the agent's own "
+                             "states (--source agent) or on the expert's (--source expert)")
     args = parser.parse_args(argv)
     if args.source == "agent" and args.ckpt is None:
         parser.error("--source agent needs --ckpt PATH")
-    if args.expert_labels and args.source != "agent":
-        parser.error("--expert-labels judges a trained agent: use it with --source agent")
+    if args.expert_labels and (args.source == "human" or args.ckpt is None):
+        parser.error("--expert-labels compares a trained agent with the expert: use --source agent or expert, and --ckpt PATH")
     return args
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             from visual_iq.recording import record_expert
 
             record_expert(settings_from_args(args), args.out, episodes=args.episodes or 1, seed=args.seed,
-                          action_noise=args.action_noise)
+                          action_noise=args.action_noise, judge_ckpt=args.ckpt if args.expert_labels else None)
     except VisualIQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
