@@ -64,7 +64,6 @@ def test_record_tool_passes_env_flags_and_action_noise(monkeypatch, tmp_path):
         main(["--source", "expert", "--out", str(tmp_path), "--expert-labels"])
 
 
-
 def test_judge_asks_the_expert_before_each_step_and_counts_agreement_by_phase(tmp_path):
     # Replaying the expert's own recorded actions in the same deterministic episode, the expert's
     # labels must be exactly those actions; a policy that always does nothing agrees less.

@@ -127,18 +127,21 @@ class ExpertJudge:
         tally[1] += int(action == label)
         return label if self.expert_acts else action
 
+    def counts(self, episode: int | None = None) -> dict[str, tuple[int, int]]:
+        """``(steps, agreed)`` per phase and for ``all``, over one episode or (None) all of them."""
+        tallies = self.episodes if episode is None else [self.episodes[episode]]
+        counts = {phase: tuple(int(n) for n in np.sum([t[phase] for t in tallies], axis=0)) for phase in self.PHASES}
+        counts["all"] = tuple(int(n) for n in np.sum(list(counts.values()), axis=0))
+        return counts
+
     def agreement(self, episode: int | None = None) -> dict[str, float]:
         """Share of steps where the policy's action equals the expert's: ``all`` and per phase
         (NaN for a phase with no steps), over one episode or (None) all of them."""
-        tallies = self.episodes if episode is None else [self.episodes[episode]]
-        counts = {phase: np.sum([t[phase] for t in tallies], axis=0) for phase in self.PHASES}
-        counts["all"] = np.sum(list(counts.values()), axis=0)
-        return {phase: float(agreed / steps) if steps else float("nan") for phase, (steps, agreed) in counts.items()}
+        return {phase: agreed / steps if steps else float("nan") for phase, (steps, agreed) in self.counts(episode).items()}
 
     def report(self) -> str:
-        share = self.agreement()
-        steps = {phase: int(sum(t[phase][0] for t in self.episodes)) for phase in self.PHASES}
-        parts = ", ".join(f"{phase} {share[phase]:.3f} ({steps[phase]} steps)" for phase in self.PHASES)
+        counts, share = self.counts(), self.agreement()
+        parts = ", ".join(f"{phase} {share[phase]:.3f} ({counts[phase][0]} steps)" for phase in self.PHASES)
         states = "the expert's" if self.expert_acts else "the agent's"
         return f"agreement with the expert on {states} states: {share['all']:.3f} ({parts})"
 
