@@ -311,13 +311,20 @@ def test_checkpoint_of_another_game_than_the_config_is_refused(tmp_path, capfd):
     ("alpha", "0", "invalid setting(s): alpha=0.0"),
     ("batch_size", "0", "invalid setting(s): batch_size=0"),
     ("gamma", "1", "invalid setting(s): gamma=1.0"),
-    ("num_demos", "1000", "tests/data/catch: asked for 1000 demo episodes, the directory holds 20"),
+    ("num_demos", "1000", "tests/data/catch: asked for 1000 demo episodes, there are 20"),
+    ("demos", "[tests/data/catch, tests/data/nope]", "tests/data/nope: demo directory does not exist"),
     ("method", "sqil", "sqil learns from policy samples"),
     ("frame_skip", "2", "demos in tests/data/catch was made with different env settings: frame_skip: 4 != 2"),
 ])
 def test_invalid_settings_are_one_clear_error(tmp_path, capfd, setting, value, expected):
     assert _fit(tmp_path, f"--model.{setting}", value) == 1
     _assert_one_line_error(capfd, expected)
+
+
+def test_several_demo_directories_on_the_command_line(tmp_path, capfd):
+    # a list of directories is read as one: 20 + 20 episodes, so asking for 50 names both
+    assert _fit(tmp_path, "--model.demos", "[tests/data/catch, tests/data/catch]", "--model.num_demos", "50") == 1
+    _assert_one_line_error(capfd, "tests/data/catch + tests/data/catch: asked for 50 demo episodes, there are 40")
 
 
 def test_programming_errors_keep_their_traceback(tmp_path, monkeypatch):

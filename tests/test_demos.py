@@ -179,6 +179,24 @@ def test_empty_and_missing_directory(tmp_path):
         load_episodes(tmp_path / "nope")
 
 
+def test_several_directories_are_read_in_order(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for directory, lengths in ((first, (3, 4)), (second, (5, 6, 7))):
+        directory.mkdir()
+        for steps in lengths:
+            save_episode(_episode(steps), next_episode_path(directory))
+    assert [e.length for e in load_episodes([second, first])] == [5, 6, 7, 3, 4]
+    assert [e.length for e in load_episodes([first, second], limit=3)] == [3, 4, 5]
+    with pytest.raises(DemoError, match=f"{first} \\+ {second}: asked for 6 demo episodes, there are 5"):
+        load_episodes([first, second], limit=6)
+    with pytest.raises(DemoError, match=f"{tmp_path / 'c'}: demo directory does not exist"):
+        load_episodes([first, tmp_path / "c"])
+    save_episode(_episode(2, settings=EnvSettings("Breakout", sticky_actions=0.0, noop_max=0)),
+                 next_episode_path(second))
+    with pytest.raises(DemoError, match="episode_00003.npz: settings differ from the other episodes in .*a \\+ .*b"):
+        load_episodes([first, second])
+
+
 def test_episode_checks_itself():
     with pytest.raises(DemoError, match="'terminated' is True before the last step"):
         _episode(terminated=np.array([True, False, False, False, False]))

@@ -58,15 +58,16 @@ class BatchSource:
                 self.mirrors.append(DeviceReplay(policy, device))
 
     @classmethod
-    def from_demos(cls, demos: str, settings: EnvSettings, *, num_demos: int | None, batch_size: int,
+    def from_demos(cls, demos: str | list[str], settings: EnvSettings, *, num_demos: int | None, batch_size: int,
                    policy_capacity: int | None = None, num_envs: int = 1, augment_shift: int = 0,
                    initial_states: bool = False, seed: int = 0,
                    device: torch.device | str | None = None) -> "BatchSource":
-        """Expert transitions from the demo directory ``demos`` (whose frames must match ``settings``;
+        """Expert transitions from the demo directory ``demos`` or directories (whose frames must match ``settings``;
         stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
         many slots per env."""
         episodes = load_episodes(demos, limit=num_demos)
-        check_observation_settings(episodes[0].settings, settings, f"demos in {demos}", FRAME_FIELDS)
+        named = demos if isinstance(demos, str) else " + ".join(demos)
+        check_observation_settings(episodes[0].settings, settings, f"demos in {named}", FRAME_FIELDS)
         expert = FrameReplayBuffer.from_episodes(episodes, settings.stack_size)
         policy = None
         if policy_capacity is not None:

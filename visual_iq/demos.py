@@ -28,7 +28,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -265,21 +265,32 @@ def episode_paths(directory: str | os.PathLike) -> list[Path]:
 
 
 def load_episodes(
-    directory: str | os.PathLike, expected: EnvSettings | None = None, limit: int | None = None
+    directories: str | os.PathLike | Sequence[str | os.PathLike],
+    expected: EnvSettings | None = None,
+    limit: int | None = None,
 ) -> list[Episode]:
-    """Load (the first ``limit``) episodes; all must share one game and settings.
+    """Load (the first ``limit``) episodes of one directory or of several, in the order given;
+    all must share one game and settings.
 
-    Asking for more episodes than ``directory`` holds is an error, not a silent shortfall.
+    Several directories let recordings made apart (other seeds, another session) be trained on
+    together without copying files: ``["demos/pong", "demos/pong_more"]`` with ``limit=20`` is the
+    first directory's 20 episodes. Asking for more episodes than there are is an error, not a
+    silent shortfall.
     """
-    paths = episode_paths(directory)
+    if isinstance(directories, (str, os.PathLike)):
+        directories = [directories]
+    if not directories:
+        raise DemoError("no demo directory given")
+    named = " + ".join(str(directory) for directory in directories)
+    paths = [path for directory in directories for path in episode_paths(directory)]
     if limit is not None and not 1 <= limit <= len(paths):
-        raise DemoError(f"{directory}: asked for {limit} demo episodes, the directory holds {len(paths)}")
+        raise DemoError(f"{named}: asked for {limit} demo episodes, there are {len(paths)}")
     episodes = []
     for path in paths[:limit]:
         episode = load_episode(path, expected)
         if episodes and episode.settings.differences(episodes[0].settings, ("ale_py_version",)):
             raise DemoError(
-                f"{path}: settings differ from the other episodes in {directory}: "
+                f"{path}: settings differ from the other episodes in {named}: "
                 + "; ".join(episode.settings.differences(episodes[0].settings))
             )
         episodes.append(episode)

@@ -49,8 +49,8 @@ class IQLearn(L.LightningModule):
 
     Args:
         game: Atari game (``Pong``, ``ALE/Pong-v5``, ...) or ``visual_iq/Catch-v0``.
-        demos: directory of demonstration episodes.
-        num_demos: use only the first N demo episodes (None: all; more than the directory holds is an error).
+        demos: directory of demonstration episodes, or a list of them (read in that order).
+        num_demos: use only the first N demo episodes (None: all; more than there are is an error).
         online: also act in the env and learn from policy samples (50/50 with expert samples).
         method: ``iq`` (IQ-Learn), or a baseline on the same network and data: ``bc`` (behavioural
             cloning of softmax(Q/α)) or ``sqil`` (soft Q-learning, reward 1 expert / 0 policy; online).
@@ -96,7 +96,7 @@ class IQLearn(L.LightningModule):
     def __init__(
         self,
         game: str = "Pong",
-        demos: str = "demos/pong",
+        demos: str | list[str] = "demos/pong",
         num_demos: int | None = None,
         online: bool = False,
         method: Method = "iq",

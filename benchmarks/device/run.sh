@@ -17,7 +17,8 @@
 #  2. benchmarks/throughput.py --device cuda, batch 64, offline, with CAPTURE (default "false true");
 #  3. online Pong arms side by side (ARMS: method:seed or method:seed:key=value,..., the latter with
 #     --model.key value, except warm_start=PATH: --warm_start PATH, a checkpoint carried along;
-#     default 3 IQ seeds + SQIL seed 0) with
+#     default 3 IQ seeds + SQIL seed 0; DEMOS="dir dir ..." and NUM_DEMOS (default the shipped 20
+#     Pong demos) choose the demos of every arm, e.g. DEMOS="demos/pong demos/pong_more" NUM_DEMOS=60) with
 #     conf/pong_online.yaml (8 envs stepping once every 8 updates: 1 update per env step, as the
 #     official recipe; 50k replay in all), each for TRAIN_SECONDS of training (Lightning's max_time;
 #     the final evaluation comes after it), evaluated every VAL_EVERY updates, THREADS CPU threads
@@ -37,6 +38,8 @@ DEVICE=${DEVICE:-cuda}
 THREADS=${THREADS:-4}
 VAL_EVERY=${VAL_EVERY:-20000}
 ARMS=${ARMS:-"iq:0 iq:1 iq:2 sqil:0"}
+DEMOS=${DEMOS:-demos/pong}
+NUM_DEMOS=${NUM_DEMOS:-20}
 PYTHON=${PYTHON:-python3}
 CHECKS=${CHECKS:-capture,throughput}
 mkdir -p "$OUT"
@@ -87,9 +90,11 @@ start_arms() {
       fi
       extra+=" --model.${option%%=*} ${option#*=}"; tag+="-${option%%=*}${option#*=}"
     done
-    local name=online-$method$tag-20demos-seed$seed
+    tag=${tag//[^A-Za-z0-9.=_-]/_}  # a path in a value must not make a folder of the run's name
+    local name=online-$method$tag-${NUM_DEMOS}demos-seed$seed
     script+=" timeout $((seconds + 120)) $PYTHON -m visual_iq fit --config conf/pong_online.yaml --threads $THREADS \
       --seed_everything $seed --model.seed $seed --model.method $method $extra \
+      --model.demos \"[${DEMOS// /,}]\" --model.num_demos $NUM_DEMOS \
       --trainer.max_time $max_time --trainer.val_check_interval $VAL_EVERY \
       --trainer.accelerator $ACCELERATOR --trainer.enable_progress_bar false --model.eval_video false \
       --trainer.logger.init_args.save_dir runs_device --trainer.logger.init_args.name $name \
