@@ -266,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: these arms failed (see their logs in {args.runs}): {', '.join(failed)}", file=sys.stderr)
         return 1
 
-    model = model_from_config(reference)
+    # the expert's return is that of the demos the arms trained on (--set model.demos=... included)
+    model_settings = [f"--{key}={value}" for key, _, value in (s.partition("=") for s in args.set)
+                      if key.startswith("model.")]
+    model = model_from_config(reference, model_settings)
     demos_dir = model.hparams.demos
     expert_return = float(np.mean([episode.episode_return for episode in load_episodes(demos_dir)]))
     random_returns = {seed: measure_random_return(model.settings, args.eval_episodes, seed) for seed in args.seeds}

@@ -1,10 +1,12 @@
 """benchmarks/learning.py end to end on the tiny smoke config: arms, JSON report, plots, reuse."""
 
+import dataclasses
 import importlib.util
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SPEC = importlib.util.spec_from_file_location("learning_benchmark", Path("benchmarks/learning.py"))
@@ -79,6 +81,18 @@ def test_no_train_reports_the_runs_there_and_leaves_the_missing_out(benchmark, c
     seeds = {row["arm"]: row for row in report["across_seeds"]}
     assert set(seeds) == {"offline-iq-2demos", "offline-bc-2demos", "online-iq-2demos", "online-sqil-2demos"}
     assert all(row["seeds"] == [0] and row["final_return_std"] == 0.0 for row in seeds.values())
+
+
+def test_expert_return_is_that_of_the_demos_set_for_the_arms(benchmark, tmp_path):
+    # one more "expert" episode that catches nothing: the expert return is over the 21 episodes set
+    from visual_iq.demos import episode_paths, load_episode, save_episode
+    episode = load_episode(episode_paths("tests/data/catch")[0])
+    save_episode(dataclasses.replace(episode, rewards=np.zeros_like(episode.rewards)), tmp_path / "e.npz")
+    root, args = benchmark
+    assert learning.main(args + ["--no-train", "--set", f"model.demos=[tests/data/catch, {tmp_path}]",
+                                 "--out", str(tmp_path / "read")]) == 0
+    report = json.loads((tmp_path / "read.json").read_text())
+    assert report["expert_return"] == pytest.approx(20 * 5.0 / 21)
 
 
 def test_no_train_with_no_run_there_is_an_error(tmp_path):

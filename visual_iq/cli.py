@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -112,10 +113,11 @@ def _model_options_given(args: object) -> list[str]:
     return [str(arg)[len("--model."):].split("=")[0] for arg in args if str(arg).startswith("--model.")]
 
 
-def model_from_config(config: str) -> IQLearn:
-    """The `IQLearn` a config file describes, as ``fit`` would build it (for the benchmarks)."""
+def model_from_config(config: str, overrides: Sequence[str] = ()) -> IQLearn:
+    """The `IQLearn` a config file describes, as ``fit`` would build it (for the benchmarks);
+    ``overrides`` are further command-line settings, e.g. ``["--model.num_demos", "5"]``."""
     return VisualIQCLI(IQLearn, run=False, trainer_defaults=TRAINER_DEFAULTS,
-                       args=["--config", config, "--trainer.logger", "false"]).model
+                       args=["--config", config, *overrides, "--trainer.logger", "false"]).model
 
 
 def main(args: list[str] | None = None) -> int:
