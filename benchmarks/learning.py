@@ -85,10 +85,13 @@ def fit_command(arm: Arm, config: str, updates: int, args: argparse.Namespace) -
     ]
     if arm.online:
         command += ["--model.online", "true"]  # the online config says which IQ variant
-    for setting in args.set:
-        key, _, value = setting.partition("=")
-        command += [f"--{key}", value]
-    return command
+    return command + setting_flags(args.set)
+
+
+def setting_flags(settings: list[str], prefix: str = "") -> list[str]:
+    """``--set KEY=VALUE`` settings whose key starts with ``prefix``, as ``--KEY=VALUE`` CLI flags."""
+    pairs = (setting.partition("=") for setting in settings)
+    return [f"--{key}={value}" for key, _, value in pairs if key.startswith(prefix)]
 
 
 def run_dir(arm: Arm, runs: str) -> Path:
@@ -267,9 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     # the expert's return is that of the demos the arms trained on (--set model.demos=... included)
-    model_settings = [f"--{key}={value}" for key, _, value in (s.partition("=") for s in args.set)
-                      if key.startswith("model.")]
-    model = model_from_config(reference, model_settings)
+    model = model_from_config(reference, setting_flags(args.set, prefix="model."))
     demos_dir = model.hparams.demos
     expert_return = float(np.mean([episode.episode_return for episode in load_episodes(demos_dir)]))
     random_returns = {seed: measure_random_return(model.settings, args.eval_episodes, seed) for seed in args.seeds}

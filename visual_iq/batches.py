@@ -18,7 +18,7 @@ from torch.utils.data import IterableDataset
 
 from visual_iq.augment import random_shift
 from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.demos import load_episodes
+from visual_iq.demos import demo_source_name, load_episodes
 from visual_iq.device_replay import DeviceReplay
 from visual_iq.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
 
@@ -66,8 +66,8 @@ class BatchSource:
         stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
         many slots per env."""
         episodes = load_episodes(demos, limit=num_demos)
-        named = demos if isinstance(demos, str) else " + ".join(demos)
-        check_observation_settings(episodes[0].settings, settings, f"demos in {named}", FRAME_FIELDS)
+        check_observation_settings(episodes[0].settings, settings, f"demos in {demo_source_name(demos)}",
+                                   FRAME_FIELDS)
         expert = FrameReplayBuffer.from_episodes(episodes, settings.stack_size)
         policy = None
         if policy_capacity is not None:

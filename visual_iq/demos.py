@@ -264,6 +264,13 @@ def episode_paths(directory: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def demo_source_name(directories: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+    """How messages name one demo directory or several: ``demos/pong + demos/pong_more``."""
+    if isinstance(directories, (str, os.PathLike)):
+        return str(directories)
+    return " + ".join(str(directory) for directory in directories)
+
+
 def load_episodes(
     directories: str | os.PathLike | Sequence[str | os.PathLike],
     expected: EnvSettings | None = None,
@@ -277,11 +284,10 @@ def load_episodes(
     first directory's 20 episodes. Asking for more episodes than there are is an error, not a
     silent shortfall.
     """
-    if isinstance(directories, (str, os.PathLike)):
-        directories = [directories]
+    directories = [directories] if isinstance(directories, (str, os.PathLike)) else list(directories)
     if not directories:
         raise DemoError("no demo directory given")
-    named = " + ".join(str(directory) for directory in directories)
+    named = demo_source_name(directories)
     paths = [path for directory in directories for path in episode_paths(directory)]
     if limit is not None and not 1 <= limit <= len(paths):
         raise DemoError(f"{named}: asked for {limit} demo episodes, there are {len(paths)}")
