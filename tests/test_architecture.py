@@ -11,7 +11,7 @@ LAYERS = [
     {"demos", "experts"},
     {"buffer", "rollout", "agent", "capture"},
     {"device_replay"},
-    {"batches", "collector", "evaluation", "rewards", "recording", "curves", "warm_start"},
+    {"batches", "collector", "evaluation", "rewards", "recording", "curves", "warm_start", "checkpoints"},
     {"module"},
     {"cli"},
     {"tools", "__main__"},

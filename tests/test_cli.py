@@ -173,6 +173,54 @@ def test_warm_start_takes_the_network_and_the_configs_settings_with_a_fresh_opti
                for key, value in target.items())
 
 
+def test_snapshots_average_into_one_exported_agent(tmp_path, capsys):
+    assert _fit(tmp_path, "--model.snapshot_every", "20") == 0
+    checkpoints = tmp_path / "smoke" / "version_0" / "checkpoints"
+    snapshots = [checkpoints / f"snap-{step}.ckpt" for step in (20, 40, 60)]
+    assert all(path.is_file() for path in snapshots)
+    averaged = tmp_path / "averaged.ckpt"
+    assert export_main([*map(str, snapshots), str(averaged)]) == 0
+    assert "the average of 3 checkpoints" in capsys.readouterr().out
+    saved = torch.load(averaged, weights_only=True)
+    assert [entry["global_step"] for entry in saved["averaged_from"]] == [20, 40, 60]
+    networks = [_network(path) for path in snapshots]
+    assert not torch.equal(networks[0]["q_net.head.2.weight"], networks[2]["q_net.head.2.weight"])
+    for key, value in saved["state_dict"].items():
+        assert torch.allclose(value, sum(network[key] for network in networks) / 3, rtol=0, atol=1e-6), key
+    load_agent(averaged)  # plays like any exported agent
+
+
+def test_averaging_checkpoints_of_different_agents_is_one_clear_error(smoke_run, tmp_path, capsys):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert _fit(tmp_path, "--model.alpha", "0.02", "--trainer.max_steps", "5", "--trainer.val_check_interval", "5") == 0
+    other = tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert export_main([str(last), str(other), str(tmp_path / "out.ckpt")]) == 2
+    assert f"error: {other} cannot be averaged with {last}: not the same agent (alpha 0.02 vs 0.01)" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out.ckpt").exists()
+    assert export_main(["--as-trained", str(last), str(tmp_path / "out.ckpt")]) == 2
+    assert "saved without weight averaging" in capsys.readouterr().err
+
+
+def test_lightning_ema_weight_averaging_evaluates_saves_exports_and_resumes_the_average(tmp_path, capfd):
+    ema = ["--trainer.callbacks+=EMAWeightAveraging", "--trainer.callbacks.decay=0.9"]
+    assert _fit(tmp_path / "a", *ema) == 0
+    last = tmp_path / "a" / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=False)
+    averaged, trained = _network(last), {k: v for k, v in saved["current_model_state"].items() if k.startswith("q_net.")}
+    assert not torch.equal(averaged["q_net.head.2.weight"], trained["q_net.head.2.weight"])
+    for flags, expected in (([], averaged), (["--as-trained"], trained)):
+        exported = tmp_path / f"agent{len(flags)}.ckpt"
+        assert export_main([*flags, str(last), str(exported)]) == 0
+        assert all(torch.equal(value, expected[key]) for key, value in _network(exported).items())
+    assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(last), "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path)]) == 0
+    assert "visual_iq/Catch-v0: return" in capfd.readouterr().out
+    assert _fit(tmp_path / "b", *ema, "--trainer.max_steps", "90", "--ckpt_path", str(last)) == 0
+    resumed = torch.load(tmp_path / "b" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 90 and resumed["averaging_state"]["n_averaged"] == 90
+
+
 def test_warm_start_from_another_network_or_outside_fit_is_one_clear_error(smoke_run, tmp_path, capfd):
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     assert _fit(tmp_path, "--warm_start", str(last), "--model.network", "small_dueling") == 1

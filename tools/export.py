@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Export a small agent checkpoint from a training checkpoint. Logic: visual_iq.tools.export."""
+"""Export a small agent checkpoint from a training checkpoint, or the average of several. Logic: visual_iq.tools.export."""
 
 import sys
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -107,27 +107,69 @@ def check_checkpoint_settings(checkpoint: dict[str, Any], wanted: EnvSettings, w
         raise CheckpointError(str(error)) from None
 
 
-def export_agent(ckpt_path: str | Path, out_path: str | Path) -> Path:
+def export_agent(ckpt_paths: str | Path | Sequence[str | Path], out_path: str | Path, *,
+                 as_trained: bool = False) -> Path:
     """Write a small checkpoint of a trained agent: the online network, hparams and env settings.
 
     It drops the target network, optimizer state and loop state (about 4x smaller for the Nature
     CNN), and still works with ``visual-iq test/validate --ckpt_path``, `load_agent`,
     ``tools/record.py --source agent`` and ``tools/reward.py``; it cannot resume training.
-    The write is atomic.
+    Given several checkpoints (snapshots of one run), it writes the average of their networks:
+    the policy oscillates from snapshot to snapshot and the average plays better than each (README,
+    "Averaging weights"). A checkpoint saved with Lightning's weight-averaging callback holds the
+    averaged weights; ``as_trained`` takes the weights as trained instead. The write is atomic.
     """
-    checkpoint = read_checkpoint(ckpt_path)
-    agent_from_checkpoint(checkpoint)  # refuses a checkpoint whose network cannot be built
+    paths = [Path(ckpt_paths)] if isinstance(ckpt_paths, (str, Path)) else [Path(path) for path in ckpt_paths]
+    if not paths:
+        raise CheckpointError("no checkpoint to export")
+    checkpoints = [read_checkpoint(path) for path in paths]
+    networks = [_network_to_export(checkpoint, path, as_trained) for path, checkpoint in zip(paths, checkpoints)]
+    first = checkpoints[0]
+    agent_from_checkpoint(first)  # refuses a checkpoint whose network cannot be built
+    for path, checkpoint, network in zip(paths[1:], checkpoints[1:], networks[1:]):
+        _check_same_agent(path, checkpoint, network, paths[0], first, networks[0])
     exported = {
         "exported_agent": True,
-        "pytorch-lightning_version": checkpoint.get("pytorch-lightning_version", ""),
-        "epoch": checkpoint.get("epoch", 0),
-        "global_step": checkpoint.get("global_step", 0),
-        "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORK_PREFIX)},
-        "hparams_name": checkpoint.get("hparams_name", "kwargs"),
-        "hyper_parameters": checkpoint["hyper_parameters"],
-        "env_settings": checkpoint["env_settings"],
+        "pytorch-lightning_version": first.get("pytorch-lightning_version", ""),
+        "epoch": max(checkpoint.get("epoch", 0) for checkpoint in checkpoints),
+        "global_step": max(checkpoint.get("global_step", 0) for checkpoint in checkpoints),
+        "state_dict": {key: torch.stack([network[key] for network in networks]).mean(dim=0)
+                       if networks[0][key].is_floating_point() else networks[0][key] for key in networks[0]},
+        "hparams_name": first.get("hparams_name", "kwargs"),
+        "hyper_parameters": first["hyper_parameters"],
+        "env_settings": first["env_settings"],
     }
+    if len(paths) > 1:
+        exported["averaged_from"] = [{"path": str(path), "global_step": checkpoint.get("global_step", 0)}
+                                     for path, checkpoint in zip(paths, checkpoints)]
     return atomic_write(out_path, lambda file: torch.save(exported, file))
+
+
+def _network_to_export(checkpoint: dict[str, Any], path: Path, as_trained: bool) -> dict[str, torch.Tensor]:
+    """The online network's entries of a checkpoint's state dict (of the weights as trained, if asked)."""
+    state = checkpoint["state_dict"]
+    if as_trained:
+        if "current_model_state" not in checkpoint:
+            raise CheckpointError(f"{path}: saved without weight averaging, so its weights are the trained ones: "
+                                  "export it without --as-trained")
+        state = checkpoint["current_model_state"]
+    return {key: value for key, value in state.items() if key.startswith(NETWORK_PREFIX)}
+
+
+def _check_same_agent(path: Path, checkpoint: dict[str, Any], network: dict[str, torch.Tensor],
+                      first_path: Path, first: dict[str, Any], first_network: dict[str, torch.Tensor]) -> None:
+    """Refuse to average networks that are not the same agent's: other env settings, network,
+    temperature or weight shapes (`CheckpointError` naming both files and what differs)."""
+    ours, theirs = checkpoint["hyper_parameters"], first["hyper_parameters"]
+    differences = [f"{key} {ours.get(key)!r} vs {theirs.get(key)!r}"
+                   for key in ("network", "alpha") if ours.get(key) != theirs.get(key)]
+    if checkpoint["env_settings"] != first["env_settings"]:
+        differences.append("env settings")
+    if not differences and ({k: v.shape for k, v in network.items()} != {k: v.shape for k, v in first_network.items()}):
+        differences.append("weight shapes")
+    if differences:
+        raise CheckpointError(f"{path} cannot be averaged with {first_path}: "
+                              f"not the same agent ({', '.join(differences)})")
 
 
 def with_target_network(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

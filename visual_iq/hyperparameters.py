@@ -12,6 +12,7 @@ def check_hyperparameters(hp: Any) -> None:
     rules = {
         "alpha": hp.alpha > 0, "gamma": 0 <= hp.gamma < 1, "lr": hp.lr > 0, "batch_size": hp.batch_size >= 1,
         "num_demos": hp.num_demos is None or hp.num_demos >= 1,
+        "snapshot_every": hp.snapshot_every is None or hp.snapshot_every >= 1,
         "chi2_alpha": hp.chi2_alpha is None or hp.chi2_alpha > 0, "grad_penalty": hp.grad_penalty >= 0,
         "augment_shift": hp.augment_shift >= 0, "target_tau": 0 < hp.target_tau <= 1,
         "target_update_interval": hp.target_update_interval >= 1, "num_envs": hp.num_envs >= 1,

@@ -17,12 +17,13 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from visual_iq.agent import SoftQAgent, check_checkpoint_settings, with_target_network
 from visual_iq.batches import BatchSource, BatchStream, OneDummyItem, sampling_device
 from visual_iq.capture import UpdateLoss, capture_blocker
+from visual_iq.checkpoints import run_checkpoints
 from visual_iq.collector import Collector, env_steps_before_update
 from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, num_actions
 from visual_iq.errors import CheckpointError
@@ -86,6 +87,8 @@ class IQLearn(L.LightningModule):
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
         eval_reward_correlation: log the implicit reward's correlation with the true one along it.
+        snapshot_every: also keep a checkpoint every N updates (``snap-<step>.ckpt``, all of them), to
+            average later with ``tools/export.py``; null: only the best and the last.
         device_replay: keep demos and policy replay on the training device too and sample there
             (`visual_iq.device_replay`): an update needs nothing from the host; null: on a GPU only.
         capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.capture`);
@@ -128,6 +131,7 @@ class IQLearn(L.LightningModule):
         eval_episodes: int = 8,
         eval_video: bool = True,
         eval_reward_correlation: bool = True,
+        snapshot_every: int | None = None,
         device_replay: bool | None = None,
         capture: bool | None = None,
         seed: int = 0,
@@ -272,14 +276,8 @@ class IQLearn(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def configure_callbacks(self) -> list[Callback]:
-        # Best by evaluation return, and the newest one (``last.ckpt``) after every evaluation;
-        # none if the Trainer was made with enable_checkpointing=False.
-        if not self.trainer.checkpoint_callbacks:
-            return []
-        best = ModelCheckpoint(monitor="eval/return_mean", mode="max", save_top_k=1,
-                               filename="best-{step}-{eval/return_mean:.1f}", auto_insert_metric_name=False)
-        last = ModelCheckpoint(filename="last", save_top_k=1, enable_version_counter=False)
-        return [best, last]
+        # None if the Trainer was made with enable_checkpointing=False.
+        return run_checkpoints(self.hparams.snapshot_every) if self.trainer.checkpoint_callbacks else []
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["env_settings"] = self.settings.to_dict()
