@@ -69,8 +69,10 @@ def test_resume_continues_step_count(smoke_run, tmp_path):
 def test_online_smoke_resumes_policy_buffer(tmp_path):
     args = ["--model.online", "true", "--model.variant", "value", "--model.num_envs", "2",
             "--model.learning_starts", "40", "--model.buffer_capacity", "500"]
-    assert _fit(tmp_path / "a", *args, "--trainer.max_steps", "30") == 0
+    assert _fit(tmp_path / "a", *args, "--trainer.max_steps", "30", "--model.snapshot_every", "30") == 0
     first = tmp_path / "a" / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    snapshot = torch.load(first.with_name("snap-30.ckpt"), weights_only=False)
+    assert "policy_buffer" not in snapshot and "optimizer_states" not in snapshot  # weights only: small
     saved = torch.load(first, weights_only=False)["policy_buffer"]
     assert saved["written"] == 1 + 20 + 30  # reset + warm-up (40 / 2 envs) + one step per update
     assert _fit(tmp_path / "b", *args, "--trainer.max_steps", "60", "--ckpt_path", str(first)) == 0
@@ -188,6 +190,8 @@ def test_snapshots_average_into_one_exported_agent(tmp_path, capsys):
     for key, value in saved["state_dict"].items():
         assert torch.allclose(value, sum(network[key] for network in networks) / 3, rtol=0, atol=1e-6), key
     load_agent(averaged)  # plays like any exported agent
+    assert _fit(tmp_path / "resume", "--ckpt_path", str(snapshots[0])) == 1  # weights only
+    assert "a snapshot holds only the network" in capsys.readouterr().err
 
 
 def test_averaging_checkpoints_of_different_agents_is_one_clear_error(smoke_run, tmp_path, capsys):

@@ -281,15 +281,16 @@ class IQLearn(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["env_settings"] = self.settings.to_dict()
-        if self.batches is not None:
+        if self.batches is not None and "optimizer_states" in checkpoint:  # not in weights-only snapshots
             checkpoint.update(self.batches.state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_settings(checkpoint, self.settings, "the checkpoint")
+        if self.trainer.state.fn == "fit" and "optimizer_states" not in checkpoint:
+            raise CheckpointError("an exported agent or a snapshot holds only the network, not the optimizer "
+                                  "or replay state: it can be tested, recorded, analysed and averaged, not resumed "
+                                  "(--warm_start starts a new run from it)")
         if checkpoint.get("exported_agent"):
-            if self.trainer.state.fn == "fit":
-                raise CheckpointError("an exported agent checkpoint holds only the network, not the optimizer "
-                                      "or replay state: it can be tested, recorded and analysed, not resumed")
             checkpoint["state_dict"] = with_target_network(checkpoint["state_dict"])
         if self.batches is not None:
             self.batches.load_state_dict(checkpoint)  # rank 0's state: other ranks move on to their own stream
