@@ -24,8 +24,12 @@
 #     the final evaluation comes after it), evaluated every VAL_EVERY updates, THREADS CPU threads
 #     each; TensorBoard runs laid out as benchmarks/learning.py reads them (runs/<arm>/version_0):
 #     summarise them here with benchmarks/learning.py --only online --no-train --runs <that folder>.
+#     SNAPSHOT_EVERY=N keeps a weights-only snapshot every N updates (--model.snapshot_every), and the
+#     pack exports the average of each arm's last AVERAGE_LAST (default 4) snapshots as
+#     averaged_agent.ckpt (README, "Averaging weights").
 # Writes to $OUT (results/device for a dry run): card.txt, capture.log/.json, throughput.log/.json,
-# and runs.tgz (each arm's events, fit log, and its best checkpoint exported as a small agent;
+# and runs.tgz (each arm's events, fit log, its best checkpoint exported as a small agent, and
+# with SNAPSHOT_EVERY the average of its last snapshots;
 # full checkpoints hold the replay, ~350 MB each, and stay on the machine).
 # Dry run on a CPU: DEVICE=cpu VAL_EVERY=150 THREADS=1 CHECK="--device cpu --updates 2 --timed 2" \
 #   UPDATES=5 PYTHON=.venv/bin/python ARMS="iq:0 sqil:0" RESERVE=40 bash benchmarks/device/run.sh 150
@@ -42,6 +46,8 @@ DEMOS=${DEMOS:-demos/pong}
 NUM_DEMOS=${NUM_DEMOS:-20}
 PYTHON=${PYTHON:-python3}
 CHECKS=${CHECKS:-capture,throughput}
+SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-}
+AVERAGE_LAST=${AVERAGE_LAST:-4}
 mkdir -p "$OUT"
 if [ -d .whl ] && [ "$DEVICE" = cuda ]; then
   [ "$MODE" = finish ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -79,7 +85,8 @@ start_arms() {
   max_time=$(printf "00:00:%02d:%02d" $((seconds / 60)) $((seconds % 60)))
   echo "training each arm for $max_time"
   rm -rf runs_device && mkdir -p runs_device
-  local script="pids=();"
+  local script="pids=();" snapshots=""
+  [ -n "$SNAPSHOT_EVERY" ] && snapshots="--model.snapshot_every $SNAPSHOT_EVERY"
   for arm in $ARMS; do
     # method:seed, or method:seed:key=value,key=value for --model.key value (a sweep's arm)
     local method seed options extra="" tag=""
@@ -93,7 +100,7 @@ start_arms() {
     tag=${tag//[^A-Za-z0-9.=_-]/_}  # a path in a value must not make a folder of the run's name
     local name=online-$method$tag-${NUM_DEMOS}demos-seed$seed
     script+=" timeout $((seconds + 120)) $PYTHON -m visual_iq fit --config conf/pong_online.yaml --threads $THREADS \
-      --seed_everything $seed --model.seed $seed --model.method $method $extra \
+      --seed_everything $seed --model.seed $seed --model.method $method $extra $snapshots \
       --model.demos \"[${DEMOS// /,}]\" --model.num_demos $NUM_DEMOS \
       --trainer.max_time $max_time --trainer.val_check_interval $VAL_EVERY \
       --trainer.accelerator $ACCELERATOR --trainer.enable_progress_bar false --model.eval_video false \
@@ -123,6 +130,11 @@ pack() {
     local best
     best=$(ls "$run"/checkpoints/best-*.ckpt 2>/dev/null | head -n 1)
     [ -n "$best" ] && $PYTHON tools/export.py "$best" "$target/best_agent.ckpt" && basename "$best" > "$target/best_name.txt"
+    local snaps
+    snaps=$(ls "$run"/checkpoints/snap-*.ckpt 2>/dev/null | sort -V | tail -n "$AVERAGE_LAST")
+    # shellcheck disable=SC2086  # one path per word
+    [ -n "$snaps" ] && $PYTHON tools/export.py $snaps "$target/averaged_agent.ckpt" \
+      && basename -a $snaps > "$target/averaged_names.txt"
   done
   cp runs_device/*.log /tmp/pack/runs_device/ 2>/dev/null
   tar czf "$OUT/runs.tgz" -C /tmp/pack runs_device
