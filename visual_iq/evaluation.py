@@ -2,7 +2,8 @@
 
 Validation (which picks the best checkpoint) and test play different episodes, so a test of the
 best checkpoint is not the evaluation that selected it: their env seeds start at
-`VALIDATION_SEED` and `TEST_SEED`, plus the run's seed.
+`VALIDATION_SEED` plus the run's seed (each seed of a run is validated on its own games) and at
+`TEST_SEED` (the same games for every agent, so that test returns compare agents, not games).
 """
 
 from __future__ import annotations

@@ -244,13 +244,12 @@ class IQLearn(L.LightningModule):
         return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr, fused=True)
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, seed_base: int, record_first: bool) -> EvaluationResult:
-        return evaluate(self.agent.act, self.settings, self.hparams.eval_episodes,
-                        seed=seed_base + self.hparams.seed, record_first=record_first)
+    def _evaluate(self, seed: int, record_first: bool) -> EvaluationResult:
+        return evaluate(self.agent.act, self.settings, self.hparams.eval_episodes, seed=seed, record_first=record_first)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         hp = self.hparams
-        result = self._evaluate(VALIDATION_SEED, record_first=hp.eval_video or hp.eval_reward_correlation)
+        result = self._evaluate(VALIDATION_SEED + self.hparams.seed, record_first=hp.eval_video or hp.eval_reward_correlation)
         # eval/updates: Lightning logs validation at the step index before the update count.
         metrics = {"eval/return_mean": result.mean, "eval/return_std": result.std,
                    "eval/length_mean": float(result.lengths.mean()), "eval/updates": float(self.global_step)}
@@ -267,6 +266,7 @@ class IQLearn(L.LightningModule):
             log_video(self.logger, "eval/video", episode.frames, self.global_step)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
+        # The same games for every agent, whatever seed it was trained with: agents are compared on them.
         result = self._evaluate(TEST_SEED, record_first=False)
         self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std}, sync_dist=True)
         if self.trainer.is_global_zero:
