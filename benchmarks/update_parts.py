@@ -2,7 +2,11 @@
 
     python benchmarks/update_parts.py adam THREADS      # Adam step per implementation; whole update, plain vs fused
     python benchmarks/update_parts.py profile THREADS   # torch.profiler: the operators of 20 updates
+    python benchmarks/update_parts.py precision THREADS # fp32 against the bf16 trunk, Nature and small CNN, batch 64
 
+``precision`` answers whether ``precision: auto`` picked the faster precision on this machine (bf16
+only where the CPU has native bf16): whole updates with the fp32 and the bf16 trunk alternating
+in one process, 8 blocks of 15 updates each, for both networks.
 ``adam`` first times the optimizer step alone (default, foreach and fused implementations, random
 gradients), then whole updates with the plain and the fused optimizer in one process, alternating
 8 blocks of 15 updates (these machines drift, so the two are measured side by side).
@@ -18,12 +22,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from visual_iq.module import IQLearn
-from visual_iq.networks import polyak_update
+from visual_iq.networks import cpu_has_native_bf16, polyak_update, resolve_precision
 
 
-def _model() -> IQLearn:
-    return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network="nature", precision="32", batch_size=32,
-                   eval_video=False)
+def _model(network: str = "nature", batch_size: int = 32) -> IQLearn:
+    return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision="32",
+                   batch_size=batch_size, eval_video=False)
 
 
 def adam(model: IQLearn) -> None:
@@ -76,10 +80,37 @@ def profile_updates(model: IQLearn) -> None:
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
+def precision() -> None:
+    print(f"{torch.get_num_threads()} thread(s), native bf16: {cpu_has_native_bf16()}, "
+          f"precision auto -> {resolve_precision('auto', 'cpu')}")
+    for network in ("nature", "small"):
+        model = _model(network, batch_size=64)
+        batches, optimizer = model.build_batch_source(), model.configure_optimizers()
+        times: dict[str, list[float]] = {"32": [], "bf16": []}
+        for _ in range(8):
+            for name in times:
+                model.q_net.bf16_trunk = model.target_net.bf16_trunk = name == "bf16"
+                for update in range(15):
+                    started = time.perf_counter()
+                    loss, _, _ = model.objective(model.q_net, model.target_net, batches.sample())
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    polyak_update(model.target_net, model.q_net, 0.005)
+                    if update >= 2:
+                        times[name].append(time.perf_counter() - started)
+        fp32, bf16 = (statistics.median(times[name]) for name in ("32", "bf16"))
+        print(f"{network} CNN, batch 64: fp32 {1000 * fp32:.1f} ms, bf16 trunk {1000 * bf16:.1f} ms per update "
+              f"(medians of {len(times['32'])}; bf16 {fp32 / bf16:.2f}x the speed of fp32)")
+
+
 def main() -> None:
     mode, threads = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(threads)
-    {"adam": adam, "profile": profile_updates}[mode](_model())
+    if mode == "precision":
+        precision()
+    else:
+        {"adam": adam, "profile": profile_updates}[mode](_model())
 
 
 if __name__ == "__main__":
