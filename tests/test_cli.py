@@ -131,16 +131,14 @@ def test_test_command_prints_mean_and_std(smoke_run, tmp_path, capfd):
     assert "visual_iq/Catch-v0: return" in capfd.readouterr().out
 
 
-
 def test_agents_trained_with_other_seeds_are_tested_on_the_same_games(smoke_run, tmp_path, monkeypatch):
     import visual_iq.module
-    seeds = []
+    evaluate, seeds = visual_iq.module.evaluate, []
 
     def recording_evaluate(*args, seed, **kwargs):
         seeds.append(seed)
         return evaluate(*args, seed=seed, **kwargs)
 
-    evaluate = visual_iq.module.evaluate
     monkeypatch.setattr(visual_iq.module, "evaluate", recording_evaluate)
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     other_seed = torch.load(last, weights_only=False)
@@ -150,6 +148,7 @@ def test_agents_trained_with_other_seeds_are_tested_on_the_same_games(smoke_run,
         assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(checkpoint), "--trainer.logger", "false",
                      "--trainer.default_root_dir", str(tmp_path)]) == 0
     assert len(seeds) == 2 and seeds[0] == seeds[1]
+
 
 def test_exported_agent_is_smaller_and_tests_records_but_does_not_resume(smoke_run, tmp_path, capfd):
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
