@@ -21,6 +21,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from visual_iq.batches import BatchSource
 from visual_iq.module import IQLearn
 from visual_iq.networks import cpu_has_native_bf16, polyak_update, resolve_precision
 
@@ -28,6 +29,23 @@ from visual_iq.networks import cpu_has_native_bf16, polyak_update, resolve_preci
 def _model(network: str = "nature", batch_size: int = 32) -> IQLearn:
     return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision="32",
                    batch_size=batch_size, eval_video=False)
+
+
+def _timed_updates(model: IQLearn, batches: BatchSource, optimizer: torch.optim.Optimizer,
+                   updates: int = 15, warmup: int = 2) -> list[float]:
+    """Seconds of each of ``updates`` whole updates (loss, backward, optimizer step, Polyak), the first
+    ``warmup`` left out: one block of the alternating comparisons below."""
+    times = []
+    for update in range(updates):
+        started = time.perf_counter()
+        loss, _, _ = model.objective(model.q_net, model.target_net, batches.sample())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        polyak_update(model.target_net, model.q_net, 0.005)
+        if update >= warmup:
+            times.append(time.perf_counter() - started)
+    return times
 
 
 def adam(model: IQLearn) -> None:
@@ -49,15 +67,7 @@ def adam(model: IQLearn) -> None:
     times: dict[str, list[float]] = {name: [] for name in optimizers}
     for _ in range(8):
         for name, optimizer in optimizers.items():
-            for update in range(15):
-                started = time.perf_counter()
-                loss, _, _ = model.objective(model.q_net, model.target_net, batches.sample())
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                polyak_update(model.target_net, model.q_net, 0.005)
-                if update >= 2:
-                    times[name].append(time.perf_counter() - started)
+            times[name] += _timed_updates(model, batches, optimizer)
     for name, values in times.items():
         print(f"whole update, {name} Adam: {1000 * statistics.median(values):.1f} ms (median of {len(values)})")
 
@@ -90,15 +100,7 @@ def precision() -> None:
         for _ in range(8):
             for name in times:
                 model.q_net.bf16_trunk = model.target_net.bf16_trunk = name == "bf16"
-                for update in range(15):
-                    started = time.perf_counter()
-                    loss, _, _ = model.objective(model.q_net, model.target_net, batches.sample())
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    polyak_update(model.target_net, model.q_net, 0.005)
-                    if update >= 2:
-                        times[name].append(time.perf_counter() - started)
+                times[name] += _timed_updates(model, batches, optimizer)
         fp32, bf16 = (statistics.median(times[name]) for name in ("32", "bf16"))
         print(f"{network} CNN, batch 64: fp32 {1000 * fp32:.1f} ms, bf16 trunk {1000 * bf16:.1f} ms per update "
               f"(medians of {len(times['32'])}; bf16 {fp32 / bf16:.2f}x the speed of fp32)")

@@ -249,7 +249,7 @@ class IQLearn(L.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         hp = self.hparams
-        result = self._evaluate(VALIDATION_SEED + self.hparams.seed, record_first=hp.eval_video or hp.eval_reward_correlation)
+        result = self._evaluate(VALIDATION_SEED + hp.seed, record_first=hp.eval_video or hp.eval_reward_correlation)
         # eval/updates: Lightning logs validation at the step index before the update count.
         metrics = {"eval/return_mean": result.mean, "eval/return_std": result.std,
                    "eval/length_mean": float(result.lengths.mean()), "eval/updates": float(self.global_step)}
