@@ -16,7 +16,7 @@ from visual_iq.errors import TrainingDiverged
 from visual_iq.losses import iq_loss, soft_value
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 from visual_iq.networks import build_q_network, resolve_precision
-from visual_iq.objectives import IQObjective
+from visual_iq.objectives import BCObjective, IQObjective, SQILObjective
 
 
 class _Watch(L.Callback):
@@ -133,6 +133,50 @@ def test_next_value_from_the_online_network_carries_gradient(catch_buffer):
                           alpha=0.01, gamma=0.99)
     without = torch.autograd.grad(detached, list(q_net.parameters()))
     assert not all(torch.allclose(a, b) for a, b in zip(with_gradient, without))
+
+
+@pytest.mark.parametrize("objective, reads", [
+    (IQObjective(0.01, 0.99, "value_expert", next_value="online"), False),  # the official Atari recipe
+    (IQObjective(0.01, 0.99, "value_expert", chi2_alpha=None), False),
+    (IQObjective(0.01, 0.99, "value_expert", chi2_rows="all"), True),
+    (IQObjective(0.01, 0.99, "value", chi2_rows="expert"), True),
+    (IQObjective(0.01, 0.99, "value"), True),
+    (BCObjective(0.01), False),
+    (SQILObjective(0.01, 0.99, next_value="online"), True),
+])
+def test_policy_rows_change_the_update_exactly_when_the_objective_says_it_reads_them(catch_buffer, objective, reads):
+    """Online updates leave policy rows out where `reads_policy_rows` is false: that must not change
+    the loss or the gradient (and where it is true, leaving them out must change something)."""
+    torch.manual_seed(0)
+    q_net = build_q_network("small", 3)
+    full = BatchSource(catch_buffer, catch_buffer, batch_size=16, seed=0).sample()  # 16 expert + 16 policy rows
+    expert_only = {key: value[:16] for key, value in full.items()}
+    assert objective.reads_policy_rows == reads
+    results = []
+    for batch in (full, expert_only):
+        loss, _, _ = objective(q_net, q_net, batch)
+        results.append((loss.detach(), torch.autograd.grad(loss, list(q_net.parameters()))))
+    (loss_full, grads_full), (loss_expert, grads_expert) = results
+    same = torch.allclose(loss_full, loss_expert, rtol=1e-6, atol=1e-7) and all(
+        torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(grads_full, grads_expert))
+    assert same == (not reads)
+
+
+def test_online_official_recipe_updates_on_expert_rows_and_logs_policy_rows(train):
+    class _Batches(L.Callback):
+        def __init__(self) -> None:
+            self.sizes, self.expert_only = [], []
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            self.sizes.append(len(batch["actions"]))
+            self.expert_only.append(bool(batch["is_expert"].all()))
+            self.metrics = dict(trainer.callback_metrics)
+
+    watch = _Batches()
+    train(3, callbacks=[watch], online=True, variant="value_expert", next_value="online", num_envs=2,
+          learning_starts=64, buffer_capacity=300, batch_size=16, eval_episodes=1)
+    assert watch.sizes == [16] * 3 and all(watch.expert_only)  # no network pass over rows the loss ignores
+    assert {"train/q_policy", "train/entropy_policy", "train/reward_policy"} <= set(watch.metrics)
 
 
 class _PoisonAfter(L.Callback):

@@ -10,6 +10,7 @@ endless dataset; `OneDummyItem` is the data of validation and test, which play e
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -18,7 +19,7 @@ from torch.utils.data import IterableDataset
 
 from visual_iq.augment import random_shift
 from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.demos import demo_source_name, load_episodes
+from visual_iq.demos import demo_paths, demo_source_name, iter_episodes, stored_frames
 from visual_iq.device_replay import DeviceReplay
 from visual_iq.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
 
@@ -34,7 +35,8 @@ def sampling_device(device: torch.device, device_replay: bool | None = None) -> 
 
 
 class BatchSource:
-    """Samples ``batch_size`` expert transitions (and ``batch_size`` policy ones if ``policy``).
+    """Samples ``batch_size`` expert transitions (and ``batch_size`` policy ones if ``policy``,
+    unless a sample leaves them out).
 
     A batch is a dict of tensors: ``observations`` and ``next_observations`` (uint8, shifted by
     up to ``augment_shift`` pixels), ``actions``, ``terminated``, ``is_expert`` (the first
@@ -65,10 +67,14 @@ class BatchSource:
         """Expert transitions from the demo directory ``demos`` or directories (whose frames must match ``settings``;
         stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
         many slots per env."""
-        episodes = load_episodes(demos, limit=num_demos)
-        check_observation_settings(episodes[0].settings, settings, f"demos in {demo_source_name(demos)}",
-                                   FRAME_FIELDS)
-        expert = FrameReplayBuffer.from_episodes(episodes, settings.stack_size)
+        # One episode at a time into a buffer sized from the files: the demos in memory once (120 Pong
+        # demos are ~6 GB of frames; a list of episodes beside the buffer was twice that at start-up).
+        total_frames = sum(stored_frames(path) for path in demo_paths(demos, num_demos))
+        episodes = iter_episodes(demos, limit=num_demos)
+        first = next(episodes)
+        check_observation_settings(first.settings, settings, f"demos in {demo_source_name(demos)}", FRAME_FIELDS)
+        expert = FrameReplayBuffer.from_episodes(itertools.chain([first], episodes), settings.stack_size,
+                                                 total_frames=total_frames)
         policy = None
         if policy_capacity is not None:
             frame_shape = (settings.screen_size, settings.screen_size)
@@ -76,14 +82,17 @@ class BatchSource:
         return cls(expert, policy, batch_size=batch_size, augment_shift=augment_shift,
                    initial_states=initial_states, seed=seed, device=device)
 
-    def sample(self) -> dict[str, torch.Tensor]:
+    def sample(self, with_policy: bool = True) -> dict[str, torch.Tensor]:
+        """One batch; ``with_policy=False`` leaves the policy rows out (for objectives that never
+        read them, whose gradient is then the same at half the cost)."""
         if self.generator is not None:
             rng: np.random.Generator | torch.Generator = self.generator
-            parts = [mirror.sample(self.batch_size, self.generator) for mirror in self.mirrors]
+            mirrors = self.mirrors if with_policy else self.mirrors[:1]
+            parts = [mirror.sample(self.batch_size, self.generator) for mirror in mirrors]
         else:
             rng = self.rng
-            parts = [buffer.sample(self.batch_size, self.rng) for buffer in (self.expert, self.policy)
-                     if buffer is not None]
+            sources = (self.expert, self.policy) if with_policy else (self.expert,)
+            parts = [buffer.sample(self.batch_size, self.rng) for buffer in sources if buffer is not None]
         batch = {key: torch.cat([getattr(part, key) for part in parts]) for key in BATCH_KEYS}
         batch["is_expert"] = torch.arange(len(batch["actions"]), device=batch["actions"].device) < self.batch_size
         if self.initial_states:

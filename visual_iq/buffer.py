@@ -13,8 +13,9 @@ same episode. About 7.1 KB per transition with 84x84 frames.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -81,19 +82,29 @@ class FrameReplayBuffer:
         self.truncated[acted, slot] = truncated[acted]
 
     @classmethod
-    def from_episodes(cls, episodes: list[Episode], stack_size: int | None = None) -> "FrameReplayBuffer":
+    def from_episodes(cls, episodes: Iterable[Episode], stack_size: int | None = None,
+                      total_frames: int | None = None) -> "FrameReplayBuffer":
         """One stream holding the demo episodes back to back (each keeps its T+1 frames).
 
         ``stack_size`` defaults to the recording's; frames are stored once, so any other works.
+        With ``total_frames`` (their frame count, e.g. from `visual_iq.demos.stored_frames`) the
+        episodes may come one at a time from an iterator and are copied in as they come: the
+        demos are then in memory once, not twice.
         """
-        if not episodes:
+        if total_frames is None:
+            episodes = list(episodes)
+            total_frames = sum(len(episode.frames) for episode in episodes)
+        iterator = iter(episodes)
+        first = next(iterator, None)
+        if first is None:
             raise ValueError("no episodes to build a buffer from")
-        total = sum(len(episode.frames) for episode in episodes)
-        settings = episodes[0].settings
-        buffer = cls(total, 1, (settings.screen_size, settings.screen_size), stack_size or settings.stack_size)
+        settings = first.settings
+        buffer = cls(total_frames, 1, (settings.screen_size, settings.screen_size), stack_size or settings.stack_size)
         start = 0
-        for episode in episodes:
+        for episode in itertools.chain([first], iterator):
             end = start + len(episode.frames)
+            if end > total_frames:
+                raise ValueError(f"the episodes hold more than the {total_frames} frames announced")
             buffer.frames[0, start:end] = episode.frames
             buffer.episode_steps[0, start:end] = np.arange(len(episode.frames))
             buffer.actions[0, start:end - 1] = episode.actions
@@ -101,7 +112,9 @@ class FrameReplayBuffer:
             buffer.terminated[0, start:end - 1] = episode.terminated
             buffer.truncated[0, start:end - 1] = episode.truncated
             start = end
-        buffer.written = total
+        if start != total_frames:
+            raise ValueError(f"the episodes hold {start} frames, {total_frames} were announced")
+        buffer.written = total_frames
         return buffer
 
     # ------------------------------------------------------------------ reading

@@ -28,7 +28,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -271,6 +271,54 @@ def demo_source_name(directories: str | os.PathLike | Sequence[str | os.PathLike
     return " + ".join(str(directory) for directory in directories)
 
 
+def demo_paths(directories: str | os.PathLike | Sequence[str | os.PathLike],
+               limit: int | None = None) -> list[Path]:
+    """The episode files of one directory or of several, in that order (the first ``limit``);
+    asking for more than there are is a `DemoError`, not a silent shortfall."""
+    directories = [directories] if isinstance(directories, (str, os.PathLike)) else list(directories)
+    if not directories:
+        raise DemoError("no demo directory given")
+    paths = [path for directory in directories for path in episode_paths(directory)]
+    if limit is not None and not 1 <= limit <= len(paths):
+        raise DemoError(f"{demo_source_name(directories)}: asked for {limit} demo episodes, there are {len(paths)}")
+    return paths[:limit]
+
+
+def iter_episodes(
+    directories: str | os.PathLike | Sequence[str | os.PathLike],
+    expected: EnvSettings | None = None,
+    limit: int | None = None,
+) -> Iterator[Episode]:
+    """`load_episodes` one episode at a time, so that only one episode's frames need be in memory
+    (a replay buffer filled from it holds the demos once, not twice). Path problems are raised
+    at once, a file's problems when it is reached."""
+    paths = demo_paths(directories, limit)
+    named = demo_source_name(directories)
+
+    def episodes() -> Iterator[Episode]:
+        first: Episode | None = None
+        for path in paths:
+            episode = load_episode(path, expected)
+            if first is not None and episode.settings.differences(first.settings, ("ale_py_version",)):
+                raise DemoError(
+                    f"{path}: settings differ from the other episodes in {named}: "
+                    + "; ".join(episode.settings.differences(first.settings))
+                )
+            first = first or episode
+            yield episode
+
+    return episodes()
+
+
+def stored_frames(path: str | os.PathLike) -> int:
+    """Frames (T+1) in an episode file, read from its small ``actions`` array, not its frames."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return len(data["actions"]) + 1
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
+        raise DemoError(f"{path}: corrupt or truncated demo file ({error})") from None
+
+
 def load_episodes(
     directories: str | os.PathLike | Sequence[str | os.PathLike],
     expected: EnvSettings | None = None,
@@ -284,23 +332,7 @@ def load_episodes(
     first directory's 20 episodes. Asking for more episodes than there are is an error, not a
     silent shortfall.
     """
-    directories = [directories] if isinstance(directories, (str, os.PathLike)) else list(directories)
-    if not directories:
-        raise DemoError("no demo directory given")
-    named = demo_source_name(directories)
-    paths = [path for directory in directories for path in episode_paths(directory)]
-    if limit is not None and not 1 <= limit <= len(paths):
-        raise DemoError(f"{named}: asked for {limit} demo episodes, there are {len(paths)}")
-    episodes = []
-    for path in paths[:limit]:
-        episode = load_episode(path, expected)
-        if episodes and episode.settings.differences(episodes[0].settings, ("ale_py_version",)):
-            raise DemoError(
-                f"{path}: settings differ from the other episodes in {named}: "
-                + "; ".join(episode.settings.differences(episodes[0].settings))
-            )
-        episodes.append(episode)
-    return episodes
+    return list(iter_episodes(directories, expected, limit))
 
 
 def summarize(episodes: list[Episode]) -> dict[str, Any]:

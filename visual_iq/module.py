@@ -40,7 +40,6 @@ ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_eve
 """Trainer flags the endless batch stream needs: run length from ``max_steps``, validation every
 ``val_check_interval`` updates."""
 
-
 RANK_SEED_STRIDE = 1_000_003
 """Seed offset between DDP processes (large, so no rank's seeds meet another's)."""
 
@@ -52,7 +51,7 @@ class IQLearn(L.LightningModule):
         game: Atari game (``Pong``, ``ALE/Pong-v5``, ...) or ``visual_iq/Catch-v0``.
         demos: directory of demonstration episodes, or a list of them (read in that order).
         num_demos: use only the first N demo episodes (None: all; more than there are is an error).
-        online: also act in the env and learn from policy samples (50/50 with expert samples).
+        online: also act in the env and learn from policy samples (50/50 with expert samples, if read).
         method: ``iq`` (IQ-Learn), or a baseline on the same network and data: ``bc`` (behavioural
             cloning of softmax(Q/α)) or ``sqil`` (soft Q-learning, reward 1 expert / 0 policy; online).
         variant: value term of the IQ loss: ``value_expert`` (offline), ``value`` (online), ``v0``.
@@ -64,7 +63,7 @@ class IQLearn(L.LightningModule):
             official ``method.regularize``), ``auto`` (``all`` for the ``value`` variant, else ``expert``).
         grad_penalty: weight of a gradient penalty on V between expert and policy states (online IQ).
         lr: Adam learning rate.
-        batch_size: transitions per source per update (online batches are 2x this).
+        batch_size: transitions per source per update (2x online, if the objective reads policy rows).
         augment_shift: random-shift augmentation of sampled observations by up to this many
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
         target_tau: soft target-network update rate per update (1.0 = hard copy).
@@ -158,9 +157,8 @@ class IQLearn(L.LightningModule):
         device = self.trainer.strategy.root_device
         bf16 = resolve_precision(self.hparams.precision, device) == "bf16"
         self.q_net.bf16_trunk = self.target_net.bf16_trunk = bf16
-        if stage == "fit" and self.batches is None:
-            self.batches = self.build_batch_source(sampling_device(device, self.hparams.device_replay))
         if stage == "fit":
+            self.batches = self.batches or self.build_batch_source(sampling_device(device, self.hparams.device_replay))
             self.update_loss.configure(self.hparams.capture, capture_blocker(
                 device, bf16=bf16, grad_penalty=self.hparams.grad_penalty, world_size=self.trainer.world_size))
 
@@ -202,7 +200,8 @@ class IQLearn(L.LightningModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.batches is not None
-        return DataLoader(BatchStream(self.batches.sample), batch_size=None, num_workers=0)
+        batches, with_policy = self.batches, self.objective.reads_policy_rows
+        return DataLoader(BatchStream(lambda: batches.sample(with_policy)), batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(OneDummyItem(), batch_size=None)
@@ -220,7 +219,10 @@ class IQLearn(L.LightningModule):
         return loss
 
     def _check_and_log(self, loss: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
-        """The NaN check and the training metrics, from a no-gradient pass over this update's batch."""
+        """The NaN check and the training metrics, from a no-gradient pass over this update's batch (online,
+        if the update leaves policy rows out, over a fresh batch with them: their Q values are logged)."""
+        if self.collector is not None and self.batches is not None and not self.objective.reads_policy_rows:
+            batch = self.batches.sample()
         with torch.no_grad():
             _, terms, q = self.objective(self.q_net, self.target_net, batch)
         raise_if_diverged(loss, terms, self.hparams.method, self.global_step)

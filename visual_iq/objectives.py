@@ -28,6 +28,9 @@ Batch = dict[str, Tensor]
 class Objective(Protocol):
     needs_initial_states: bool
     """Whether batches must carry ``initial_observations`` (episode starts)."""
+    reads_policy_rows: bool
+    """Whether the loss depends on the policy rows of a batch at all; if not, online training
+    leaves them out of its batches (the same gradient for half the network passes)."""
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
                  with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
@@ -65,6 +68,14 @@ class IQObjective:
     def needs_initial_states(self) -> bool:
         return self.variant == "v0"
 
+    @property
+    def reads_policy_rows(self) -> bool:
+        """Only ``value``, χ² over all rows and the gradient penalty read policy rows: the official
+        Atari recipe (``value_expert``, χ² on expert rows) does not."""
+        chi2_on_all = self.chi2_alpha is not None and (
+            self.chi2_rows == "all" or (self.chi2_rows == "auto" and self.variant == "value"))
+        return self.variant == "value" or chi2_on_all or self.grad_penalty > 0
+
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
                  with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         observations, is_expert = batch["observations"], batch["is_expert"]
@@ -88,6 +99,7 @@ class BCObjective:
 
     alpha: float
     needs_initial_states = False
+    reads_policy_rows = False
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
                  with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
@@ -104,6 +116,7 @@ class SQILObjective:
     gamma: float
     next_value: NextValue = "target"
     needs_initial_states = False
+    reads_policy_rows = True
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
                  with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
