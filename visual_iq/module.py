@@ -219,8 +219,7 @@ class IQLearn(L.LightningModule):
         return loss
 
     def _check_and_log(self, loss: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
-        """The NaN check and the training metrics, from a no-gradient pass over this update's batch (online,
-        if the update leaves policy rows out, over a fresh batch with them: their Q values are logged)."""
+        """The NaN check and training metrics, from a no-gradient pass (online, over a batch with policy rows)."""
         if self.collector is not None and self.batches is not None and not self.objective.reads_policy_rows:
             batch = self.batches.sample()
         with torch.no_grad():
