@@ -69,6 +69,11 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, values, 0.0).sum() / mask.sum()
 
 
+def chi2_on_all_rows(variant: Variant, chi2_rows: Chi2Rows) -> bool:
+    """Whether the χ² term averages over expert and policy rows (``all``; ``auto``: for ``value``)."""
+    return chi2_rows == "all" or (chi2_rows == "auto" and variant == "value")
+
+
 def iq_loss(
     q: Tensor,
     actions: Tensor,
@@ -128,7 +133,7 @@ def iq_loss(
     chi2_loss = None
     if chi2_alpha is not None:
         squared = reward**2
-        all_rows = chi2_rows == "all" or (chi2_rows == "auto" and variant == "value")
+        all_rows = chi2_on_all_rows(variant, chi2_rows)
         chi2_loss = (squared.mean() if all_rows else masked_mean(squared, is_expert)) / (4.0 * chi2_alpha)
         loss = loss + chi2_loss
     if not with_metrics:

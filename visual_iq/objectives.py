@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from visual_iq.errors import ConfigError, TrainingDiverged
-from visual_iq.losses import CHI2_ROWS, VARIANTS, Chi2Rows, Variant, bc_loss, iq_loss, soft_value, sqil_loss
+from visual_iq.losses import (CHI2_ROWS, VARIANTS, Chi2Rows, Variant, bc_loss, chi2_on_all_rows, iq_loss, soft_value,
+                              sqil_loss)
 
 Method = Literal["iq", "bc", "sqil"]
 METHODS: tuple[str, ...] = ("iq", "bc", "sqil")
@@ -72,8 +73,7 @@ class IQObjective:
     def reads_policy_rows(self) -> bool:
         """Only ``value``, χ² over all rows and the gradient penalty read policy rows: the official
         Atari recipe (``value_expert``, χ² on expert rows) does not."""
-        chi2_on_all = self.chi2_alpha is not None and (
-            self.chi2_rows == "all" or (self.chi2_rows == "auto" and self.variant == "value"))
+        chi2_on_all = self.chi2_alpha is not None and chi2_on_all_rows(self.variant, self.chi2_rows)
         return self.variant == "value" or chi2_on_all or self.grad_penalty > 0
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
