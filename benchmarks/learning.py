@@ -42,7 +42,7 @@ import yaml
 
 from visual_iq.cli import model_from_config
 from visual_iq.curves import env_steps_at_evaluations, learning_curve, plot_curves
-from visual_iq.demos import load_episodes
+from visual_iq.demos import iter_episodes
 from visual_iq.envs import num_actions
 from visual_iq.errors import RunError
 from visual_iq.evaluation import VALIDATION_SEED, evaluate
@@ -83,8 +83,8 @@ def fit_command(arm: Arm, config: str, updates: int, args: argparse.Namespace) -
         "--trainer.logger.init_args.save_dir", args.runs, "--trainer.logger.init_args.name", arm.name,
         "--trainer.logger.init_args.version", "0",
     ]
-    if arm.online:
-        command += ["--model.online", "true"]  # the online config says which IQ variant
+    # explicit either way: an offline arm may read the online config (then it must not act)
+    command += ["--model.online", "true" if arm.online else "false"]  # the config says which IQ variant
     return command + setting_flags(args.set)
 
 
@@ -272,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     # the expert's return is that of the demos the arms trained on (--set model.demos=... included)
     model = model_from_config(reference, setting_flags(args.set, prefix="model."))
     demos_dir = model.hparams.demos
-    expert_return = float(np.mean([episode.episode_return for episode in load_episodes(demos_dir)]))
+    # one episode at a time: 120 Pong demos are ~6 GB of frames
+    expert_return = float(np.mean([episode.episode_return for episode in iter_episodes(demos_dir)]))
     random_returns = {seed: measure_random_return(model.settings, args.eval_episodes, seed) for seed in args.seeds}
     random_return = float(np.mean(list(random_returns.values())))
     summaries = []

@@ -108,3 +108,13 @@ def test_random_and_expert_returns_come_from_the_benchmarked_game(tmp_path, caps
                           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "x")])
     assert code == 1 and "other games or demos" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # refused before training anything
+
+
+def test_offline_arms_do_not_act_even_with_the_online_config():
+    # the online config (online: true) may serve the offline arms too: they must say online false
+    import argparse
+    args = argparse.Namespace(eval_every=10, threads=1, eval_episodes=2, runs="runs", set=[])
+    for online in (False, True):
+        command = learning.fit_command(learning.Arm("bc", online, 3, 0), "conf/pong_online.yaml", 20, args)
+        flag = command.index("--model.online")
+        assert command[flag + 1] == ("true" if online else "false")
