@@ -74,3 +74,13 @@ def test_action_agreement_exposes_a_collapse_to_the_commonest_action():
     assert metrics["expert_action_balanced_accuracy"] == pytest.approx(1 / 3)
     perfect = torch.nn.functional.one_hot(actions, 6).float()
     assert action_agreement(perfect, actions)["expert_action_balanced_accuracy"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_loaded_agent_acts_in_the_precision_test_uses(monkeypatch, native_bf16):
+    # the shipped agent was trained with precision auto: bf16 trunk only on a CPU with native bf16,
+    # as `visual-iq test` would run it on this machine (tools/record.py and tools/reward.py load it so)
+    import visual_iq.networks as networks
+
+    monkeypatch.setattr(networks, "cpu_has_native_bf16", lambda: native_bf16)
+    assert load_agent("agents/pong_iq.ckpt").q_net.bf16_trunk is native_bf16

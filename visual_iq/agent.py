@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from visual_iq.envs import EnvSettings, check_observation_settings
 from visual_iq.errors import CheckpointError, EnvSettingsError
 from visual_iq.files import atomic_write
-from visual_iq.networks import build_q_network
+from visual_iq.networks import build_q_network, resolve_precision
 
 NETWORK_PREFIX = "q_net."
 """Checkpoint state-dict keys of the online soft-Q network."""
@@ -75,7 +75,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def agent_from_checkpoint(checkpoint: dict[str, Any]) -> SoftQAgent:
-    """The agent stored in a checkpoint dict read by `read_checkpoint`, on CPU in eval mode."""
+    """The agent stored in a checkpoint dict read by `read_checkpoint`, on CPU in eval mode, its
+    convolutions in bf16 only where the checkpoint's ``precision`` says so for this CPU."""
     settings = EnvSettings.from_dict(checkpoint["env_settings"])
     hyper_parameters = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "_instantiator"}
     weights = network_weights(checkpoint["state_dict"], NETWORK_PREFIX)
@@ -83,6 +84,8 @@ def agent_from_checkpoint(checkpoint: dict[str, Any]) -> SoftQAgent:
     num_actions = weights[action_layer].shape[0]
     q_net = build_q_network(hyper_parameters["network"], num_actions, settings.stack_size, settings.screen_size)
     q_net.load_state_dict(weights)
+    # the trained precision setting, resolved for this CPU: the agent plays as `visual-iq test` plays it
+    q_net.bf16_trunk = resolve_precision(hyper_parameters.get("precision", "32"), "cpu") == "bf16"
     return SoftQAgent(q_net.eval(), alpha=hyper_parameters["alpha"], gamma=hyper_parameters["gamma"],
                       settings=settings, hyper_parameters=hyper_parameters)
 
