@@ -10,7 +10,7 @@ LAYERS = [
     {"envs", "networks", "objectives", "hyperparameters"},
     {"demos", "experts"},
     {"buffer", "rollout", "agent", "capture"},
-    {"device_replay"},
+    {"device_replay", "frame_cache"},
     {"batches", "collector", "evaluation", "rewards", "recording", "curves", "warm_start", "checkpoints"},
     {"module"},
     {"cli"},

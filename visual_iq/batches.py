@@ -22,6 +22,7 @@ from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.demos import demo_paths, demo_source_name, iter_episodes, stored_frames
 from visual_iq.device_replay import DeviceReplay
 from visual_iq.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
+from visual_iq.frame_cache import cached_replay
 
 BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
 
@@ -62,19 +63,27 @@ class BatchSource:
     @classmethod
     def from_demos(cls, demos: str | list[str], settings: EnvSettings, *, num_demos: int | None, batch_size: int,
                    policy_capacity: int | None = None, num_envs: int = 1, augment_shift: int = 0,
-                   initial_states: bool = False, seed: int = 0,
-                   device: torch.device | str | None = None) -> "BatchSource":
+                   initial_states: bool = False, seed: int = 0, device: torch.device | str | None = None,
+                   cache_dir: str | None = None) -> "BatchSource":
         """Expert transitions from the demo directory ``demos`` or directories (whose frames must match ``settings``;
         stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
-        many slots per env."""
+        many slots per env. With ``cache_dir``, the expert frames are decoded once into a file
+        there and memory-mapped, shared by every run that reads them (`visual_iq.frame_cache`)."""
         # One episode at a time into a buffer sized from the files: the demos in memory once (120 Pong
         # demos are ~6 GB of frames; a list of episodes beside the buffer was twice that at start-up).
-        total_frames = sum(stored_frames(path) for path in demo_paths(demos, num_demos))
+        paths = demo_paths(demos, num_demos)
+        total_frames = sum(stored_frames(path) for path in paths)
         episodes = iter_episodes(demos, limit=num_demos)
         first = next(episodes)
         check_observation_settings(first.settings, settings, f"demos in {demo_source_name(demos)}", FRAME_FIELDS)
-        expert = FrameReplayBuffer.from_episodes(itertools.chain([first], episodes), settings.stack_size,
-                                                 total_frames=total_frames)
+
+        def build(frames: np.ndarray | None = None) -> FrameReplayBuffer:
+            return FrameReplayBuffer.from_episodes(itertools.chain([first], episodes), settings.stack_size,
+                                                   total_frames=total_frames, frames=frames)
+
+        frame_shape = (first.settings.screen_size, first.settings.screen_size)
+        expert = (build() if cache_dir is None else
+                  cached_replay(paths, cache_dir, settings.stack_size, build, total_frames, frame_shape))
         policy = None
         if policy_capacity is not None:
             frame_shape = (settings.screen_size, settings.screen_size)

@@ -43,15 +43,19 @@ class FrameReplayBuffer:
         num_streams: independent streams, e.g. one per vectorised env.
         frame_shape: (H, W) of a frame.
         stack_size: frames per observation.
+        frames: storage for the frames, (num_streams, capacity, H, W) uint8 (e.g. a memory-mapped
+            file, `visual_iq.frame_cache`); None: zeros in memory.
     """
 
     def __init__(self, capacity: int, num_streams: int = 1, frame_shape: tuple[int, int] = (84, 84),
-                 stack_size: int = 4) -> None:
+                 stack_size: int = 4, frames: np.ndarray | None = None) -> None:
         if capacity < 2 or num_streams < 1:
             raise ValueError(f"need capacity >= 2 and num_streams >= 1, got {capacity}, {num_streams}")
         self.capacity, self.num_streams, self.stack_size = capacity, num_streams, stack_size
         shape = (num_streams, capacity)
-        self.frames = np.zeros(shape + tuple(frame_shape), np.uint8)
+        if frames is not None and (frames.shape != shape + tuple(frame_shape) or frames.dtype != np.uint8):
+            raise ValueError(f"frame storage is {frames.dtype} {frames.shape}, need uint8 {shape + tuple(frame_shape)}")
+        self.frames = np.zeros(shape + tuple(frame_shape), np.uint8) if frames is None else frames
         self.episode_steps = np.zeros(shape, np.int32)
         self.actions = np.full(shape, -1, np.int16)
         self.rewards = np.zeros(shape, np.float32)
@@ -83,13 +87,13 @@ class FrameReplayBuffer:
 
     @classmethod
     def from_episodes(cls, episodes: Iterable[Episode], stack_size: int | None = None,
-                      total_frames: int | None = None) -> "FrameReplayBuffer":
+                      total_frames: int | None = None, frames: np.ndarray | None = None) -> "FrameReplayBuffer":
         """One stream holding the demo episodes back to back (each keeps its T+1 frames).
 
         ``stack_size`` defaults to the recording's; frames are stored once, so any other works.
         With ``total_frames`` (their frame count, e.g. from `visual_iq.demos.stored_frames`) the
         episodes may come one at a time from an iterator and are copied in as they come: the
-        demos are then in memory once, not twice.
+        demos are then in memory once, not twice. ``frames``: storage for them (see the class).
         """
         if total_frames is None:
             episodes = list(episodes)
@@ -99,7 +103,8 @@ class FrameReplayBuffer:
         if first is None:
             raise ValueError("no episodes to build a buffer from")
         settings = first.settings
-        buffer = cls(total_frames, 1, (settings.screen_size, settings.screen_size), stack_size or settings.stack_size)
+        buffer = cls(total_frames, 1, (settings.screen_size, settings.screen_size), stack_size or settings.stack_size,
+                     frames=frames)
         start = 0
         for episode in itertools.chain([first], iterator):
             end = start + len(episode.frames)

@@ -51,6 +51,7 @@ class IQLearn(L.LightningModule):
         game: Atari game (``Pong``, ``ALE/Pong-v5``, ...) or ``visual_iq/Catch-v0``.
         demos: directory of demonstration episodes, or a list of them (read in that order).
         num_demos: use only the first N demo episodes (None: all; more than there are is an error).
+        demo_cache: directory to decode the demo frames into once and memory-map (runs share them); null: none.
         online: also act in the env and learn from policy samples (50/50 with expert samples, if read).
         method: ``iq`` (IQ-Learn), or a baseline on the same network and data: ``bc`` (behavioural
             cloning of softmax(Q/α)) or ``sqil`` (soft Q-learning, reward 1 expert / 0 policy; online).
@@ -86,10 +87,8 @@ class IQLearn(L.LightningModule):
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
         eval_reward_correlation: log the implicit reward's correlation with the true one along it.
-        snapshot_every: also keep a checkpoint every N updates (``snap-<step>.ckpt``, all of them), to
-            average later with ``tools/export.py``; null: only the best and the last.
-        device_replay: keep demos and policy replay on the training device too and sample there
-            (`visual_iq.device_replay`): an update needs nothing from the host; null: on a GPU only.
+        snapshot_every: also keep a checkpoint every N updates (``snap-<step>.ckpt``) to average with ``tools/export.py``.
+        device_replay: sample on the training device from a copy of the replay there (null: on a GPU only).
         capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.capture`);
             null: wherever possible (one CUDA process, fp32, no gradient penalty).
         seed: seed of sampling, acting and evaluation (under DDP each rank samples and acts with its own).
@@ -100,6 +99,7 @@ class IQLearn(L.LightningModule):
         game: str = "Pong",
         demos: str | list[str] = "demos/pong",
         num_demos: int | None = None,
+        demo_cache: str | None = None,
         online: bool = False,
         method: Method = "iq",
         variant: Variant = "value_expert",
@@ -170,7 +170,7 @@ class IQLearn(L.LightningModule):
                                       policy_capacity=hp.buffer_capacity if hp.online else None,
                                       num_envs=hp.num_envs, augment_shift=hp.augment_shift,
                                       initial_states=self.objective.needs_initial_states, seed=self._rank_seed(),
-                                      device=device)
+                                      device=device, cache_dir=hp.demo_cache)
 
     def on_fit_start(self) -> None:
         hp = self.hparams
