@@ -72,3 +72,22 @@ def test_a_cache_entry_of_the_wrong_size_is_refused_by_name(tmp_path, catch_sett
     np.save(entry / "frames.npy", np.zeros((1, 10, 84, 84), np.uint8))
     with pytest.raises(ValueError, match=entry.name):
         _source(CATCH_DEMOS, catch_settings, tmp_path)
+
+
+def test_a_run_that_finds_the_entry_written_meanwhile_reads_that_one(tmp_path, catch_settings):
+    # two runs starting at once both write an entry; the second rename fails and must not be an error
+    from visual_iq.buffer import FrameReplayBuffer
+    from visual_iq.demos import demo_paths, iter_episodes, stored_frames
+    from visual_iq.frame_cache import _write_entry, cache_key
+
+    first = _source(CATCH_DEMOS, catch_settings, tmp_path)
+    paths = demo_paths(CATCH_DEMOS, 6)
+    total = sum(stored_frames(path) for path in paths)
+
+    def build(frames):
+        return FrameReplayBuffer.from_episodes(iter_episodes(CATCH_DEMOS, limit=6), total_frames=total, frames=frames)
+
+    _write_entry(tmp_path / cache_key(paths), build, total, first.expert.frames.shape[2:])
+    assert [path.name for path in tmp_path.iterdir()] == [cache_key(paths)]  # no partial entry left
+    again = _source(CATCH_DEMOS, catch_settings, tmp_path)
+    assert np.array_equal(again.expert.frames, first.expert.frames)
