@@ -91,3 +91,11 @@ def test_a_run_that_finds_the_entry_written_meanwhile_reads_that_one(tmp_path, c
     assert [path.name for path in tmp_path.iterdir()] == [cache_key(paths)]  # no partial entry left
     again = _source(CATCH_DEMOS, catch_settings, tmp_path)
     assert np.array_equal(again.expert.frames, first.expert.frames)
+
+
+def test_a_device_replay_mirrors_the_cached_frames(tmp_path, catch_settings, recwarn):
+    source = BatchSource.from_demos(CATCH_DEMOS, catch_settings, num_demos=4, batch_size=8, cache_dir=tmp_path,
+                                    device="cpu")  # the GPU path's mirror, on the CPU
+    assert np.array_equal(source.mirrors[0].frames.numpy(), source.expert.frames)
+    assert source.sample()["observations"].shape[0] == 8
+    assert not [w for w in recwarn if "not writable" in str(w.message)]

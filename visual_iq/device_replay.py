@@ -15,6 +15,8 @@ transitions drawn, uniformly).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -47,7 +49,9 @@ class DeviceReplay:
     # ------------------------------------------------------------------ keeping up with the host
     def reload(self) -> None:
         """Copy the whole host buffer (at start, and after it was loaded from a checkpoint)."""
-        self.frames = torch.from_numpy(self.buffer.frames).to(self.device, copy=True)
+        with warnings.catch_warnings():  # read-only demo frames (`visual_iq.frame_cache`): copied at once
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            self.frames = torch.from_numpy(self.buffer.frames).to(self.device, copy=True)
         for name in _SLOT_ARRAYS:
             setattr(self, name, torch.from_numpy(getattr(self.buffer, name)).to(self.device, copy=True))
         self.synced = self.buffer.written
