@@ -230,5 +230,5 @@ def test_a_dueling_agent_trains_and_reloads_from_its_checkpoint(tmp_path):
     trainer.save_checkpoint(path)
     agent = load_agent(path)
     observations = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
-    model.q_net.bf16_trunk = False  # a loaded agent acts in fp32; training may have used the bf16 trunk
+    model.q_net.bf16_trunk = agent.q_net.bf16_trunk  # both follow the precision setting on this CPU
     assert torch.equal(agent.q_values(observations), model.q_net(observations).detach())
