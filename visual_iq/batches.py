@@ -81,12 +81,11 @@ class BatchSource:
             return FrameReplayBuffer.from_episodes(itertools.chain([first], episodes), settings.stack_size,
                                                    total_frames=total_frames, frames=frames)
 
-        frame_shape = (first.settings.screen_size, first.settings.screen_size)
+        frame_shape = (settings.screen_size, settings.screen_size)  # the demos' (checked above)
         expert = (build() if cache_dir is None else
                   cached_replay(paths, cache_dir, settings.stack_size, build, total_frames, frame_shape))
         policy = None
         if policy_capacity is not None:
-            frame_shape = (settings.screen_size, settings.screen_size)
             policy = FrameReplayBuffer(policy_capacity, num_envs, frame_shape, settings.stack_size)
         return cls(expert, policy, batch_size=batch_size, augment_shift=augment_shift,
                    initial_states=initial_states, seed=seed, device=device)

@@ -32,8 +32,8 @@ SMALL_ARRAYS = ("episode_steps", "actions", "rewards", "terminated", "truncated"
 
 def cache_key(paths: Sequence[Path]) -> str:
     """A name for the decoded replay of these episode files, in this order."""
-    described = [FORMAT_VERSION] + [[str(Path(path).resolve()), os.stat(path).st_size, os.stat(path).st_mtime_ns]
-                                    for path in paths]
+    stats = [(Path(path).resolve(), os.stat(path)) for path in paths]
+    described = [FORMAT_VERSION] + [[str(path), stat.st_size, stat.st_mtime_ns] for path, stat in stats]
     return "demos-" + hashlib.sha256(json.dumps(described).encode()).hexdigest()[:24]
 
 
