@@ -28,8 +28,8 @@
 #     pack exports the average of each arm's last AVERAGE_LAST (default 4) snapshots as
 #     averaged_agent.ckpt (README, "Averaging weights").
 # Writes to $OUT (results/device for a dry run): card.txt, capture.log/.json, throughput.log/.json,
-# and runs.tgz (each arm's events, fit log, its best checkpoint exported as a small agent, and
-# with SNAPSHOT_EVERY the average of its last snapshots;
+# and <arm>.tgz per arm (its events, fit log, its best and last checkpoints exported as small agents,
+# and with SNAPSHOT_EVERY the average of its last snapshots; unpack them all into one folder;
 # full checkpoints hold the replay, ~350 MB each, and stay on the machine).
 # Dry run on a CPU: DEVICE=cpu VAL_EVERY=150 THREADS=1 CHECK="--device cpu --updates 2 --timed 2" \
 #   UPDATES=5 PYTHON=.venv/bin/python ARMS="iq:0 sqil:0" RESERVE=40 bash benchmarks/device/run.sh 150
@@ -116,28 +116,32 @@ wait_for_arms() {
   while [ ! -e runs_device/arms.done ] && [ $SECONDS -lt $deadline ]; do sleep 5; done
 }
 
-# Each arm's events and log, and its best checkpoint so far exported as a small agent (network,
-# hparams, env settings), into $OUT/runs.tgz; the full checkpoints stay where they are.
+# Each arm's events and log, its best checkpoint so far and its last one exported as small agents
+# (network, hparams, env settings; the EMA weights where the run keeps them), into $OUT/<arm>.tgz,
+# one archive per arm (the device tool returns files of at most 16 MB); the full checkpoints stay.
 pack() {
   for log in runs_device/online-*.log; do
     echo "== $log"; grep -E "Error|error|could not record|Time limit" "$log" | tail -n 3
   done
   rm -rf /tmp/pack && mkdir -p /tmp/pack
   for run in runs_device/*/version_0; do
-    local target=/tmp/pack/$run
+    local arm target
+    arm=$(basename "$(dirname "$run")")
+    target=/tmp/pack/$arm/runs_device/$arm/version_0
     mkdir -p "$target"
     cp "$run"/events.* "$run"/hparams.yaml "$target"/ 2>/dev/null
+    cp "runs_device/$arm.log" "/tmp/pack/$arm/runs_device/" 2>/dev/null
     local best
     best=$(ls "$run"/checkpoints/best-*.ckpt 2>/dev/null | head -n 1)
     [ -n "$best" ] && $PYTHON tools/export.py "$best" "$target/best_agent.ckpt" && basename "$best" > "$target/best_name.txt"
+    [ -e "$run/checkpoints/last.ckpt" ] && $PYTHON tools/export.py "$run/checkpoints/last.ckpt" "$target/last_agent.ckpt"
     local snaps
     snaps=$(ls "$run"/checkpoints/snap-*.ckpt 2>/dev/null | sort -V | tail -n "$AVERAGE_LAST")
     # shellcheck disable=SC2086  # one path per word
     [ -n "$snaps" ] && $PYTHON tools/export.py $snaps "$target/averaged_agent.ckpt" \
       && basename -a $snaps > "$target/averaged_names.txt"
+    tar czf "$OUT/$arm.tgz" -C "/tmp/pack/$arm" runs_device
   done
-  cp runs_device/*.log /tmp/pack/runs_device/ 2>/dev/null
-  tar czf "$OUT/runs.tgz" -C /tmp/pack runs_device
   ls -la "$OUT"
 }
 
