@@ -9,6 +9,8 @@
 #       checks, then the arms started in their own process session (setsid), so they outlive this
 #       call and go on while the machine stays warm (it goes back after ~30 s idle: the next call
 #       must follow at once); waits WAIT_SECONDS and packs what exists so far.
+#       (2026-11-27 the next call came after the ~30 s and found a fresh machine: the arms were lost,
+#       only the first call's pack came back; where in doubt, one `TOTAL_SECONDS` call is safer.)
 #   bash benchmarks/device/run.sh finish WAIT_SECONDS
 #       waits (at most WAIT_SECONDS) for the arms started by `start` to end, then packs.
 #
