@@ -66,6 +66,19 @@ def test_resume_continues_step_count(smoke_run, tmp_path):
     assert resumed["optimizer_states"][0]["state"][0]["step"] == before["optimizer_states"][0]["state"][0]["step"] + 30
 
 
+def test_learning_rate_drops_by_update_count_even_when_resuming_a_run_saved_without_the_drop(smoke_run, tmp_path):
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"  # 60 updates at the config's lr
+    assert _fit(tmp_path, "--trainer.max_steps", "90", "--ckpt_path", str(last),
+                "--model.lr_drop_at", "60", "--model.lr_drop_to", "1e-30") == 0
+    before = torch.load(last, weights_only=False)
+    after = torch.load(tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert after["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-30
+    weights = [name for name in before["state_dict"] if name.startswith("q_net.")]
+    assert all(torch.equal(before["state_dict"][n], after["state_dict"][n]) for n in weights)  # 30 updates at ~0
+    lrs = {event.step: event.value for event in _tags(tmp_path / "smoke" / "version_0").Scalars("train/lr")}
+    assert lrs and all(value == pytest.approx(1e-30) for value in lrs.values())
+
+
 def test_online_smoke_resumes_policy_buffer(tmp_path):
     args = ["--model.online", "true", "--model.variant", "value", "--model.num_envs", "2",
             "--model.learning_starts", "40", "--model.buffer_capacity", "500"]
@@ -386,6 +399,7 @@ def test_checkpoint_of_another_game_than_the_config_is_refused(tmp_path, capfd):
     ("demos", "[tests/data/catch, tests/data/nope]", "tests/data/nope: demo directory does not exist"),
     ("method", "sqil", "sqil learns from policy samples"),
     ("frame_skip", "2", "demos in tests/data/catch was made with different env settings: frame_skip: 4 != 2"),
+    ("lr_drop_at", "100", "invalid setting(s): lr_drop_at=100"),  # without lr_drop_to
 ])
 def test_invalid_settings_are_one_clear_error(tmp_path, capfd, setting, value, expected):
     assert _fit(tmp_path, f"--model.{setting}", value) == 1

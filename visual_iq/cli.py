@@ -34,6 +34,12 @@ EVALUATION_OPTIONS = ("sticky_actions", "noop_max", "fire_on_new_life", "termina
 """Model options that a command line may still set with ``--ckpt_path``: they change the envs the
 agent plays in, not its network (e.g. testing a checkpoint with sticky actions off)."""
 
+SCHEDULE_OPTIONS = ("lr_drop_at", "lr_drop_to")
+"""Model options a resumed fit may still set: when its learning rate drops, so a run can be trained
+on past its plan (``--ckpt_path last.ckpt --trainer.max_steps 260000 --model.lr_drop_at 200000 ...``)."""
+
+OVERRIDABLE_OPTIONS = EVALUATION_OPTIONS + SCHEDULE_OPTIONS
+
 
 class VisualIQCLI(LightningCLI):
     """LightningCLI with ``--threads``, ``--keep_freed_memory`` and ``--warm_start`` settings that checks a ``--ckpt_path``
@@ -42,10 +48,11 @@ class VisualIQCLI(LightningCLI):
     Lightning replaces the config's model settings with the checkpoint's own; a checkpoint of
     another game than the config's would then be evaluated silently on its own game. This refuses
     it, naming both, and turns an unreadable file into one clear error. Of the ``--model.*`` options
-    given on the command line, the `EVALUATION_OPTIONS` still apply; any other is reported as ignored.
+    given on the command line, the `EVALUATION_OPTIONS` and `SCHEDULE_OPTIONS` still apply; any other is
+    reported as ignored.
     """
 
-    _evaluation_overrides: dict[str, object] = {}
+    _overrides: dict[str, object] = {}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -66,7 +73,7 @@ class VisualIQCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
-        for name, value in self._evaluation_overrides.items():  # after Lightning read the checkpoint's
+        for name, value in self._overrides.items():  # after Lightning read the checkpoint's
             config.model[name] = value
         if config.get("keep_freed_memory", True):
             keep_freed_memory()
@@ -98,12 +105,12 @@ class VisualIQCLI(LightningCLI):
                                   f"{wanted_game}: pass a {wanted_game} checkpoint or the {saved_game} config")
         given = _model_options_given(args if args is not None else sys.argv[1:])
         model = self.config[subcommand].model
-        self._evaluation_overrides = {name: model[name] for name in given if name in EVALUATION_OPTIONS}
-        ignored = sorted(set(given) - set(EVALUATION_OPTIONS))
+        self._overrides = {name: model[name] for name in given if name in OVERRIDABLE_OPTIONS}
+        ignored = sorted(set(given) - set(OVERRIDABLE_OPTIONS))
         if ignored:
             print(f"visual-iq: warning: with --ckpt_path the checkpoint's settings apply, so these are ignored: "
                   f"{', '.join('--model.' + name for name in ignored)} (still applied: --model.{{"
-                  f"{','.join(EVALUATION_OPTIONS)}}})", file=sys.stderr)
+                  f"{','.join(OVERRIDABLE_OPTIONS)}}})", file=sys.stderr)
 
 
 def _model_options_given(args: object) -> list[str]:

@@ -18,9 +18,11 @@ def check_hyperparameters(hp: Any) -> None:
         "target_update_interval": hp.target_update_interval >= 1, "num_envs": hp.num_envs >= 1,
         "env_steps_per_update": hp.env_steps_per_update > 0, "buffer_capacity": hp.buffer_capacity >= 2,
         "learning_starts": hp.learning_starts >= 0, "eval_episodes": hp.eval_episodes >= 1,
+        "lr_drop_at": hp.lr_drop_at is None or (hp.lr_drop_at >= 0 and hp.lr_drop_to is not None),
+        "lr_drop_to": hp.lr_drop_to is None or (hp.lr_drop_to > 0 and hp.lr_drop_at is not None),
     }
     bad = [f"{name}={hp[name]!r}" for name, valid in rules.items() if not valid]
     if bad:
         raise ConfigError("invalid setting(s): " + ", ".join(bad) + " (alpha, lr, chi2_alpha, target_tau, "
-                          "env_steps_per_update > 0; 0 <= gamma < 1; target_tau <= 1; counts >= 1; "
-                          "buffer_capacity >= 2)")
+                          "env_steps_per_update, lr_drop_to > 0; 0 <= gamma < 1; target_tau <= 1; counts >= 1; "
+                          "buffer_capacity >= 2; lr_drop_at and lr_drop_to set together)")

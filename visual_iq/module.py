@@ -64,6 +64,9 @@ class IQLearn(L.LightningModule):
             official ``method.regularize``), ``auto`` (``all`` for the ``value`` variant, else ``expert``).
         grad_penalty: weight of a gradient penalty on V between expert and policy states (online IQ).
         lr: Adam learning rate.
+        lr_drop_at: from this update on, train at ``lr_drop_to`` instead (a second, lower learning rate:
+            README "A second, lower learning rate"); read from the update count, so it holds across resumes.
+        lr_drop_to: the learning rate after ``lr_drop_at`` updates.
         batch_size: transitions per source per update (2x online, if the objective reads policy rows).
         augment_shift: random-shift augmentation of sampled observations by up to this many
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
@@ -110,6 +113,8 @@ class IQLearn(L.LightningModule):
         chi2_rows: Literal["auto", "expert", "all"] = "auto",
         grad_penalty: float = 0.0,
         lr: float = 1e-4,
+        lr_drop_at: int | None = None,
+        lr_drop_to: float | None = None,
         batch_size: int = 32,
         augment_shift: int = 0,
         target_tau: float = 0.005,
@@ -226,7 +231,7 @@ class IQLearn(L.LightningModule):
             _, terms, q = self.objective(self.q_net, self.target_net, batch)
         raise_if_diverged(loss, terms, self.hparams.method, self.global_step)
         diagnostics = soft_q_diagnostics(q, batch["actions"], batch["is_expert"], self.hparams.alpha)
-        metrics = {"train/loss": loss.detach(), **{f"train/{k}": v for k, v in {**terms, **diagnostics}.items()}}
+        metrics = {"train/loss": loss.detach(), "train/lr": self.learning_rate(), **{f"train/{k}": v for k, v in {**terms, **diagnostics}.items()}}
         now = time.perf_counter()
         if self._last_log_time is not None:
             metrics["train/updates_per_s"] = self.trainer.log_every_n_steps / (now - self._last_log_time)
@@ -235,6 +240,17 @@ class IQLearn(L.LightningModule):
             metrics.update(self.collector.metrics())
         self.log_dict(metrics, prog_bar=False)
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
+
+    def learning_rate(self) -> float:
+        """The learning rate of the next update: ``lr``, or ``lr_drop_to`` once ``lr_drop_at`` updates are done."""
+        hp = self.hparams
+        return hp.lr_drop_to if hp.lr_drop_at is not None and self.global_step >= hp.lr_drop_at else hp.lr
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Set every update (not a torch scheduler's counter): a run resumed from any checkpoint, even one
+        # saved before the drop was configured, follows the schedule by its update count.
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.learning_rate()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.global_step % self.hparams.target_update_interval == 0:
