@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py [--demos 1 5 20] [--updates 30000] [--online-updates 30000]
         [--eval-every 5000] [--eval-episodes 10] [--seeds 0] [--parallel 2] [--only offline|online]
+        [--methods iq bc sqil]
         [--targets 0 10] [--no-train]
 
 Arms: offline IQ and offline BC with each number of demo episodes (`--offline-config`, default
@@ -10,7 +11,9 @@ conf/pong_online.yaml). Every arm is one `visual-iq fit` process, its TensorBoar
 ``--runs/<arm>/version_0`` and its output in ``--runs/<arm>.log``; ``--parallel`` arms run at
 once, each with ``--threads`` CPU threads (default: cores / parallel, so they share the machine
 instead of oversubscribing it). An arm whose run already finished its budget is
-read back, not trained again (``--retrain`` forces it), so an interrupted benchmark loses nothing;
+read back, not trained again (``--retrain`` forces it); one that stopped short of it is resumed
+from its ``last.ckpt`` into the next ``version_N`` (a bigger budget trains finished arms on), and
+an arm's curve is read across its versions, so an interrupted benchmark loses nothing;
 a run trained past the budget is read up to it (nothing in training depends on ``max_steps``, so
 its first N updates are those of an N-update run). ``--no-train`` trains nothing and reports the
 arms found under ``--runs`` (runs trained elsewhere, e.g. by benchmarks/device/run.sh on a GPU);
@@ -41,7 +44,7 @@ import numpy as np
 import yaml
 
 from visual_iq.cli import model_from_config
-from visual_iq.curves import env_steps_at_evaluations, learning_curve, plot_curves
+from visual_iq.curves import chain_curves, env_steps_at_evaluations, learning_curve, plot_curves
 from visual_iq.demos import iter_episodes
 from visual_iq.envs import num_actions
 from visual_iq.errors import RunError
@@ -62,17 +65,20 @@ class Arm:
         return f"{'online' if self.online else 'offline'}-{self.method}-{self.demos}demos-seed{self.seed}"
 
 
-def arms_to_run(demo_counts: list[int], seeds: list[int], only: str | None) -> list[Arm]:
+def arms_to_run(demo_counts: list[int], seeds: list[int], only: str | None,
+                methods: tuple[str, ...] = ("iq", "bc", "sqil")) -> list[Arm]:
     arms = []
     for seed in seeds:
         if only != "online":
             arms += [Arm(method, False, count, seed) for count in demo_counts for method in ("iq", "bc")]
         if only != "offline":
             arms += [Arm(method, True, max(demo_counts), seed) for method in ("iq", "sqil")]
-    return arms
+    return [arm for arm in arms if arm.method in methods]
 
 
-def fit_command(arm: Arm, config: str, updates: int, args: argparse.Namespace) -> list[str]:
+def fit_command(arm: Arm, config: str, updates: int, args: argparse.Namespace, version: int = 0,
+                resume_from: Path | None = None) -> list[str]:
+    """The arm's ``visual-iq fit`` command line, into ``version``; from ``resume_from``'s checkpoint if given."""
     command = [
         sys.executable, "-m", "visual_iq", "fit", "--config", config,
         "--seed_everything", str(arm.seed), "--model.seed", str(arm.seed),
@@ -81,8 +87,10 @@ def fit_command(arm: Arm, config: str, updates: int, args: argparse.Namespace) -
         "--trainer.enable_progress_bar", "false", "--threads", str(args.threads),
         "--model.eval_episodes", str(args.eval_episodes), "--model.eval_video", "false",
         "--trainer.logger.init_args.save_dir", args.runs, "--trainer.logger.init_args.name", arm.name,
-        "--trainer.logger.init_args.version", "0",
+        "--trainer.logger.init_args.version", str(version),
     ]
+    if resume_from is not None:
+        command += ["--ckpt_path", str(resume_from)]
     # explicit either way: an offline arm may read the online config (then it must not act)
     command += ["--model.online", "true" if arm.online else "false"]  # the config says which IQ variant
     return command + setting_flags(args.set)
@@ -94,36 +102,78 @@ def setting_flags(settings: list[str], prefix: str = "") -> list[str]:
     return [f"--{key}={value}" for key, _, value in pairs if key.startswith(prefix)]
 
 
-def run_dir(arm: Arm, runs: str) -> Path:
-    return Path(runs) / arm.name / "version_0"
+def run_dirs(arm: Arm, runs: str) -> list[Path]:
+    """The arm's run and the runs that resumed it: ``version_0``, ``version_1``, ... in order."""
+    versions = (Path(runs) / arm.name).glob("version_*")
+    return sorted((d for d in versions if d.name.split("_")[1].isdigit()), key=lambda d: int(d.name.split("_")[1]))
+
+
+def arm_curve(arm: Arm, runs: str) -> list[dict[str, float]]:
+    """The arm's evaluations across its versions (`RunError` if none has any); minutes add up."""
+    curves: list[list[dict[str, float]]] = []
+    for directory in run_dirs(arm, runs):
+        try:
+            rows = learning_curve(directory)
+        except RunError:
+            continue  # a resume that stopped before its first evaluation
+        done = curves[-1][-1]["step"] if curves else -1
+        if rows := [row for row in rows if row["step"] > done]:
+            curves.append(rows)
+    if not curves:
+        raise RunError(f"{Path(runs) / arm.name}: no evaluation logged in any version_N")
+    return chain_curves(curves)
+
+
+def arm_env_steps(arm: Arm, runs: str) -> dict[int, float]:
+    """Update index -> env steps, across the arm's versions."""
+    steps: dict[int, float] = {}
+    for directory in run_dirs(arm, runs):
+        try:
+            steps.update(env_steps_at_evaluations(directory))
+        except RunError:
+            continue
+    return steps
 
 
 def finished(arm: Arm, runs: str, updates: int) -> bool:
     """True if the arm's run already evaluated after its whole update budget."""
     try:
-        curve = learning_curve(run_dir(arm, runs))
+        curve = arm_curve(arm, runs)
     except RunError:
         return False
     return curve[-1]["step"] >= updates
 
 
-def curve_within_budget(directory: Path, updates: int) -> list[dict[str, float]]:
-    """The run's evaluations up to ``updates`` (a longer run of the same arm is read up to the budget)."""
-    return [row for row in learning_curve(directory) if row["step"] <= updates]
+def curve_within_budget(arm: Arm, runs: str, updates: int) -> list[dict[str, float]]:
+    """The arm's evaluations up to ``updates`` (a longer run of the same arm is read up to the budget)."""
+    return [row for row in arm_curve(arm, runs) if row["step"] <= updates]
+
+
+def resume_point(arm: Arm, runs: str) -> tuple[int, Path | None]:
+    """The version to train into and the checkpoint to resume from: the newest ``last.ckpt`` of the
+    arm's versions (into the version after the newest), or nothing (a fresh run into version_0)."""
+    versions = run_dirs(arm, runs)
+    saved = [d / "checkpoints" / "last.ckpt" for d in versions if (d / "checkpoints" / "last.ckpt").is_file()]
+    if saved:  # the newest that saved one (a resume that died before saving loses nothing either)
+        return int(versions[-1].name.split("_")[1]) + 1, saved[-1]
+    return 0, None
 
 
 def train(arm: Arm, config: str, updates: int, args: argparse.Namespace) -> tuple[Arm, int]:
     if finished(arm, args.runs, updates) and not args.retrain:
         print(f"{arm.name}: already trained, reading it back", flush=True)
         return arm, 0
-    shutil.rmtree(run_dir(arm, args.runs), ignore_errors=True)
+    version, resume_from = (0, None) if args.retrain else resume_point(arm, args.runs)
+    if resume_from is None:
+        shutil.rmtree(Path(args.runs) / arm.name, ignore_errors=True)
     log = Path(args.runs) / f"{arm.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     started = time.perf_counter()
-    print(f"{arm.name}: training ({updates:,} updates) -> {log}", flush=True)
-    with open(log, "w") as output:
-        code = subprocess.call(fit_command(arm, config, updates, args), stdout=output,
+    what = f"resuming {resume_from}" if resume_from else "training"
+    print(f"{arm.name}: {what} ({updates:,} updates) -> {log}", flush=True)
+    with open(log, "a" if resume_from else "w") as output:
+        code = subprocess.call(fit_command(arm, config, updates, args, version, resume_from), stdout=output,
                                stderr=subprocess.STDOUT, env=environment)
     print(f"{arm.name}: exit {code} after {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return arm, code
@@ -228,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", choices=("offline", "online"), default=None)
+    parser.add_argument("--methods", nargs="+", choices=("iq", "bc", "sqil"), default=["iq", "bc", "sqil"],
+                        help="only these methods' arms (e.g. train on one baseline alone)")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.0, 10.0],
                         help="online: report the env steps at which the return first reached each of these")
     parser.add_argument("--no-train", action="store_true",
@@ -249,12 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    arms = arms_to_run(args.demos, args.seeds, args.only)
+    arms = arms_to_run(args.demos, args.seeds, args.only, tuple(args.methods))
     configs = {False: args.offline_config, True: args.online_config}
     budgets = {False: args.updates, True: args.online_updates}
     failed: list[str] = []
     if args.no_train:
-        missing = [arm.name for arm in arms if not run_dir(arm, args.runs).is_dir()]
+        missing = [arm.name for arm in arms if not run_dirs(arm, args.runs)]
         if missing:
             print(f"not under {args.runs}, left out: {', '.join(missing)}", flush=True)
         arms = [arm for arm in arms if arm.name not in missing]
@@ -278,9 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     random_return = float(np.mean(list(random_returns.values())))
     summaries = []
     for arm in arms:
-        directory = run_dir(arm, args.runs)
-        env_steps = env_steps_at_evaluations(directory) if arm.online else {}
-        curve = curve_within_budget(directory, budgets[arm.online])
+        env_steps = arm_env_steps(arm, args.runs) if arm.online else {}
+        curve = curve_within_budget(arm, args.runs, budgets[arm.online])
         summaries.append(summarise(arm, curve, random_return, expert_return, args.targets, env_steps))
     seeds = across_seeds(summaries)
 

@@ -65,6 +65,26 @@ def test_runs_longer_than_the_budget_are_read_up_to_it(benchmark, capsys):
         assert arm["updates"] == 10
 
 
+def test_a_bigger_budget_resumes_each_arm_into_its_next_version_and_reads_them_as_one_curve(benchmark, tmp_path, capsys):
+    import shutil
+    root, args = benchmark
+    runs = tmp_path / "runs"
+    shutil.copytree(root / "runs", runs, symlinks=True)
+    first = sorted(runs.rglob("version_0/events.out.tfevents.*"))
+    more = args + ["--only", "offline", "--methods", "bc", "--updates", "30", "--runs", str(runs),
+                   "--out", str(tmp_path / "more")]
+    assert learning.main(more) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert sorted(runs.rglob("version_0/events.out.tfevents.*")) == first  # the first 20 updates kept, not retrained
+    report = json.loads((tmp_path / "more.json").read_text())
+    assert [arm["arm"] for arm in report["arms"]] == ["offline-bc-2demos-seed0"]  # --methods bc: BC alone
+    assert not (runs / "offline-iq-2demos-seed0" / "version_1").exists()
+    for arm in report["arms"]:
+        assert [row["step"] for row in arm["curve"]] == [10, 20, 30]
+        assert arm["curve"][2]["minutes"] >= arm["curve"][1]["minutes"]
+        assert (runs / arm["arm"] / "version_1" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_no_train_reports_the_runs_there_and_leaves_the_missing_out(benchmark, capsys):
     root, args = benchmark
     events = sorted((root / "runs").rglob("events.out.tfevents.*"))
