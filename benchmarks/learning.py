@@ -7,7 +7,8 @@
 
 Arms: offline IQ and offline BC with each number of demo episodes (`--offline-config`, default
 conf/pong.yaml); online IQ and online SQIL with all of them (`--online-config`, default
-conf/pong_online.yaml). Every arm is one `visual-iq fit` process, its TensorBoard run in
+conf/pong_online.yaml; since it took the 120 demos the two defaults read other demos, so give both
+configs, e.g. ``--offline-config conf/pong_online.yaml``, or ``--only``). Every arm is one `visual-iq fit` process, its TensorBoard run in
 ``--runs/<arm>/version_0`` and its output in ``--runs/<arm>.log``; ``--parallel`` arms run at
 once, each with ``--threads`` CPU threads (default: cores / parallel, so they share the machine
 instead of oversubscribing it). An arm whose run already finished its budget is

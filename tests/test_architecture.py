@@ -11,7 +11,7 @@ LAYERS = [
     {"demos", "experts"},
     {"buffer", "rollout", "agent", "capture"},
     {"device_replay", "frame_cache"},
-    {"batches", "collector", "evaluation", "rewards", "recording", "curves", "warm_start", "checkpoints"},
+    {"batches", "collector", "evaluation", "rewards", "recording", "curves", "warm_start", "checkpoints", "schedule"},
     {"module"},
     {"cli"},
     {"tools", "__main__"},

@@ -123,7 +123,9 @@ def test_random_and_expert_returns_come_from_the_benchmarked_game(tmp_path, caps
     # Online Breakout alone: Breakout's random and expert returns, not those of the default offline config (Pong).
     assert learning.reference_config("conf/pong.yaml", "conf/breakout_online.yaml", "online") == "conf/breakout_online.yaml"
     assert learning.reference_config("conf/pong.yaml", "conf/breakout_online.yaml", "offline") == "conf/pong.yaml"
-    assert learning.reference_config("conf/pong.yaml", "conf/pong_online.yaml", None) == "conf/pong.yaml"
+    assert learning.reference_config("conf/pong.yaml", "conf/pong_online_official.yaml", None) == "conf/pong.yaml"
+    with pytest.raises(ValueError, match="other games or demos"):  # 20 demos offline, 120 online
+        learning.reference_config("conf/pong.yaml", "conf/pong_online.yaml", None)
     code = learning.main(["--offline-config", "conf/pong.yaml", "--online-config", "conf/breakout_online.yaml",
                           "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "x")])
     assert code == 1 and "other games or demos" in capsys.readouterr().err

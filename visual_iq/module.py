@@ -34,9 +34,9 @@ from visual_iq.networks import Precision, build_q_network, polyak_update, resolv
 from visual_iq.objectives import Method, NextValue, make_objective, raise_if_diverged, soft_q_diagnostics
 from visual_iq.rewards import reward_correlations
 from visual_iq.rollout import Policy, uniform_policy
+from visual_iq.schedule import LearningRateDrop
 
-ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None,
-                                                "num_sanity_val_steps": 0}
+ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None, "num_sanity_val_steps": 0}
 """Trainer flags the endless batch stream needs: run length from ``max_steps``, validation every
 ``val_check_interval`` updates."""
 
@@ -63,10 +63,7 @@ class IQLearn(L.LightningModule):
         chi2_rows: rows the χ² term averages over: ``expert``, ``all`` (expert and policy rows: the
             official ``method.regularize``), ``auto`` (``all`` for the ``value`` variant, else ``expert``).
         grad_penalty: weight of a gradient penalty on V between expert and policy states (online IQ).
-        lr: Adam learning rate.
-        lr_drop_at: from this update on, train at ``lr_drop_to`` instead (a second, lower learning rate:
-            README "A second, lower learning rate"); read from the update count, so it holds across resumes.
-        lr_drop_to: the learning rate after ``lr_drop_at`` updates.
+        lr, lr_drop_at, lr_drop_to: Adam learning rate; ``lr_drop_to`` after ``lr_drop_at`` updates (`visual_iq.schedule`).
         batch_size: transitions per source per update (2x online, if the objective reads policy rows).
         augment_shift: random-shift augmentation of sampled observations by up to this many
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
@@ -113,8 +110,7 @@ class IQLearn(L.LightningModule):
         chi2_rows: Literal["auto", "expert", "all"] = "auto",
         grad_penalty: float = 0.0,
         lr: float = 1e-4,
-        lr_drop_at: int | None = None,
-        lr_drop_to: float | None = None,
+        lr_drop_at: int | None = None, lr_drop_to: float | None = None,
         batch_size: int = 32,
         augment_shift: int = 0,
         target_tau: float = 0.005,
@@ -231,7 +227,7 @@ class IQLearn(L.LightningModule):
             _, terms, q = self.objective(self.q_net, self.target_net, batch)
         raise_if_diverged(loss, terms, self.hparams.method, self.global_step)
         diagnostics = soft_q_diagnostics(q, batch["actions"], batch["is_expert"], self.hparams.alpha)
-        metrics = {"train/loss": loss.detach(), "train/lr": self.learning_rate(), **{f"train/{k}": v for k, v in {**terms, **diagnostics}.items()}}
+        metrics = {"train/loss": loss.detach(), **{f"train/{k}": v for k, v in {**terms, **diagnostics}.items()}}
         now = time.perf_counter()
         if self._last_log_time is not None:
             metrics["train/updates_per_s"] = self.trainer.log_every_n_steps / (now - self._last_log_time)
@@ -240,17 +236,6 @@ class IQLearn(L.LightningModule):
             metrics.update(self.collector.metrics())
         self.log_dict(metrics, prog_bar=False)
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
-
-    def learning_rate(self) -> float:
-        """The learning rate of the next update: ``lr``, or ``lr_drop_to`` once ``lr_drop_at`` updates are done."""
-        hp = self.hparams
-        return hp.lr_drop_to if hp.lr_drop_at is not None and self.global_step >= hp.lr_drop_at else hp.lr
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # Set every update (not a torch scheduler's counter): a run resumed from any checkpoint, even one
-        # saved before the drop was configured, follows the schedule by its update count.
-        for group in self.optimizers().optimizer.param_groups:
-            group["lr"] = self.learning_rate()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.global_step % self.hparams.target_update_interval == 0:
@@ -287,14 +272,13 @@ class IQLearn(L.LightningModule):
         result = self._evaluate(TEST_SEED, record_first=False)
         self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std}, sync_dist=True)
         if self.trainer.is_global_zero:
-            print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
-                  f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
-                  f"returns: {result.returns.tolist()}")
+            print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over {len(result.returns)} "
+                  f"episodes (sticky actions {self.settings.sticky_actions}); returns: {result.returns.tolist()}")
 
     # ------------------------------------------------------------------ checkpoints
     def configure_callbacks(self) -> list[Callback]:
-        # None if the Trainer was made with enable_checkpointing=False.
-        return run_checkpoints(self.hparams.snapshot_every) if self.trainer.checkpoint_callbacks else []
+        checkpoints = run_checkpoints(self.hparams.snapshot_every) if self.trainer.checkpoint_callbacks else []
+        return [*checkpoints, LearningRateDrop(self.hparams.lr, self.hparams.lr_drop_at, self.hparams.lr_drop_to)]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["env_settings"] = self.settings.to_dict()
