@@ -8,9 +8,9 @@
 Arms: offline IQ and offline BC with each number of demo episodes (`--offline-config`, default
 conf/pong.yaml); online IQ and online SQIL with all of them (`--online-config`, default
 conf/pong_online.yaml; since it took the 120 demos the two defaults read other demos, so give both
-configs, e.g. ``--offline-config conf/pong_online.yaml``, or ``--only``). Every arm is one `visual-iq fit` process, its TensorBoard run in
-``--runs/<arm>/version_0`` and its output in ``--runs/<arm>.log``; ``--parallel`` arms run at
-once, each with ``--threads`` CPU threads (default: cores / parallel, so they share the machine
+configs, e.g. ``--offline-config conf/pong_online.yaml``, or ``--only``). Every arm is one
+`visual-iq fit` process, its TensorBoard run in ``--runs/<arm>/version_0`` and its output in
+``--runs/<arm>.log``; ``--parallel`` arms run at once, each with ``--threads`` CPU threads (default: cores / parallel, so they share the machine
 instead of oversubscribing it). An arm whose run already finished its budget is
 read back, not trained again (``--retrain`` forces it); one that stopped short of it is resumed
 from its ``last.ckpt`` into the next ``version_N`` (a bigger budget trains finished arms on), and
@@ -103,10 +103,16 @@ def setting_flags(settings: list[str], prefix: str = "") -> list[str]:
     return [f"--{key}={value}" for key, _, value in pairs if key.startswith(prefix)]
 
 
+def version_number(directory: Path) -> int | None:
+    """N of a ``version_N`` run directory (None for any other name)."""
+    suffix = directory.name.removeprefix("version_")
+    return int(suffix) if suffix != directory.name and suffix.isdigit() else None
+
+
 def run_dirs(arm: Arm, runs: str) -> list[Path]:
     """The arm's run and the runs that resumed it: ``version_0``, ``version_1``, ... in order."""
-    versions = (Path(runs) / arm.name).glob("version_*")
-    return sorted((d for d in versions if d.name.split("_")[1].isdigit()), key=lambda d: int(d.name.split("_")[1]))
+    versions = [d for d in (Path(runs) / arm.name).glob("version_*") if version_number(d) is not None]
+    return sorted(versions, key=version_number)
 
 
 def arm_curve(arm: Arm, runs: str) -> list[dict[str, float]]:
@@ -156,7 +162,7 @@ def resume_point(arm: Arm, runs: str) -> tuple[int, Path | None]:
     versions = run_dirs(arm, runs)
     saved = [d / "checkpoints" / "last.ckpt" for d in versions if (d / "checkpoints" / "last.ckpt").is_file()]
     if saved:  # the newest that saved one (a resume that died before saving loses nothing either)
-        return int(versions[-1].name.split("_")[1]) + 1, saved[-1]
+        return version_number(versions[-1]) + 1, saved[-1]
     return 0, None
 
 
