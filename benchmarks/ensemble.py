@@ -5,7 +5,7 @@
 Plays the same ``--episodes`` games (env seeds ``--seed`` onwards; keep clear of the validation
 games at 10000+ and the test games at 20000+ when the answer is to choose an agent) greedily with
 argmax of the members' mean Q, and with each member alone, and prints the returns. An exploratory
-check: the package has no ensemble agent (README, "An ensemble of seeds").
+check: the package has no ensemble agent (docs/results.md, "An ensemble of seeds").
 """
 
 from __future__ import annotations

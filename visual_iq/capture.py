@@ -2,7 +2,7 @@
 
 On a GPU one update of these small CNNs is a few GFLOP, which the card does in a fraction of a
 millisecond; eager PyTorch spends 4-5 ms launching the update's ~100 small kernels one by one
-from Python (H200, README "Throughput and memory"). `torch.cuda.make_graphed_callables` records
+from Python (H200, docs/performance.md). `torch.cuda.make_graphed_callables` records
 the loss's forward pass and its backward pass once and then replays each as a single launch, and
 stays an ordinary autograd function: Lightning's ``loss.backward()``, the fused Adam step (a
 few kernels) and the target-network update run as before, outside the graphs.
