@@ -10,9 +10,10 @@ conf/pong.yaml); online IQ and online SQIL with all of them (`--online-config`, 
 conf/pong_online.yaml; since it took the 120 demos the two defaults read other demos, so give both
 configs, e.g. ``--offline-config conf/pong_online.yaml``, or ``--only``). Every arm is one
 `visual-iq fit` process, its TensorBoard run in ``--runs/<arm>/version_0`` and its output in
-``--runs/<arm>.log``; ``--parallel`` arms run at once, each with ``--threads`` CPU threads (default: cores / parallel, so they share the machine
-instead of oversubscribing it). An arm whose run already finished its budget is
-read back, not trained again (``--retrain`` forces it); one that stopped short of it is resumed
+``--runs/<arm>.log``; ``--parallel`` arms run at once, each with ``--threads`` CPU threads
+(default: cores / parallel, so they share the machine instead of oversubscribing it). An arm
+whose run already finished its budget is read back, not trained again (``--retrain`` forces it);
+one that stopped short of it is resumed
 from its ``last.ckpt`` into the next ``version_N`` (a bigger budget trains finished arms on), and
 an arm's curve is read across its versions, so an interrupted benchmark loses nothing;
 a run trained past the budget is read up to it (nothing in training depends on ``max_steps``, so

@@ -175,6 +175,20 @@ def _check_same_agent(path: Path, checkpoint: dict[str, Any], network: dict[str,
                               f"not the same agent ({', '.join(differences)})")
 
 
+def prepare_checkpoint_to_load(checkpoint: dict[str, Any], settings: EnvSettings, *, fitting: bool) -> None:
+    """Check a checkpoint the training module is about to load and make an exported agent loadable:
+    the env settings must match (`check_checkpoint_settings`), a fit needs the optimizer and replay
+    state that only a full checkpoint holds (`CheckpointError` otherwise), and an exported agent's
+    target network starts as a copy of its network (`with_target_network`)."""
+    check_checkpoint_settings(checkpoint, settings, "the checkpoint")
+    if fitting and "optimizer_states" not in checkpoint:
+        raise CheckpointError("an exported agent or a snapshot holds only the network, not the optimizer "
+                              "or replay state: it can be tested, recorded, analysed and averaged, not resumed "
+                              "(--warm_start starts a new run from it)")
+    if checkpoint.get("exported_agent"):
+        checkpoint["state_dict"] = with_target_network(checkpoint["state_dict"])
+
+
 def with_target_network(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A Lightning state dict for a training module: an exported agent stores only ``q_net``, and
     its target network starts as a copy of it."""

@@ -20,13 +20,12 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from visual_iq.agent import SoftQAgent, check_checkpoint_settings, with_target_network
+from visual_iq.agent import SoftQAgent, prepare_checkpoint_to_load
 from visual_iq.batches import BatchSource, BatchStream, OneDummyItem, sampling_device
 from visual_iq.capture import UpdateLoss, capture_blocker
 from visual_iq.checkpoints import run_checkpoints
 from visual_iq.collector import Collector, env_steps_before_update
 from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, num_actions
-from visual_iq.errors import CheckpointError
 from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video
 from visual_iq.hyperparameters import check_hyperparameters
 from visual_iq.losses import Variant
@@ -36,7 +35,8 @@ from visual_iq.rewards import reward_correlations
 from visual_iq.rollout import Policy, uniform_policy
 from visual_iq.schedule import LearningRateDrop
 
-ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None, "num_sanity_val_steps": 0}
+ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None,
+                                                "num_sanity_val_steps": 0}
 """Trainer flags the endless batch stream needs: run length from ``max_steps``, validation every
 ``val_check_interval`` updates."""
 
@@ -63,7 +63,8 @@ class IQLearn(L.LightningModule):
         chi2_rows: rows the χ² term averages over: ``expert``, ``all`` (expert and policy rows: the
             official ``method.regularize``), ``auto`` (``all`` for the ``value`` variant, else ``expert``).
         grad_penalty: weight of a gradient penalty on V between expert and policy states (online IQ).
-        lr, lr_drop_at, lr_drop_to: Adam learning rate; ``lr_drop_to`` after ``lr_drop_at`` updates (`visual_iq.schedule`).
+        lr: Adam learning rate.
+        lr_drop_at, lr_drop_to: train at ``lr_drop_to`` from update ``lr_drop_at`` on (`visual_iq.schedule`).
         batch_size: transitions per source per update (2x online, if the objective reads policy rows).
         augment_shift: random-shift augmentation of sampled observations by up to this many
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
@@ -110,7 +111,8 @@ class IQLearn(L.LightningModule):
         chi2_rows: Literal["auto", "expert", "all"] = "auto",
         grad_penalty: float = 0.0,
         lr: float = 1e-4,
-        lr_drop_at: int | None = None, lr_drop_to: float | None = None,
+        lr_drop_at: int | None = None,
+        lr_drop_to: float | None = None,
         batch_size: int = 32,
         augment_shift: int = 0,
         target_tau: float = 0.005,
@@ -272,11 +274,13 @@ class IQLearn(L.LightningModule):
         result = self._evaluate(TEST_SEED, record_first=False)
         self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std}, sync_dist=True)
         if self.trainer.is_global_zero:
-            print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over {len(result.returns)} "
-                  f"episodes (sticky actions {self.settings.sticky_actions}); returns: {result.returns.tolist()}")
+            print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
+                  f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
+                  f"returns: {result.returns.tolist()}")
 
     # ------------------------------------------------------------------ checkpoints
     def configure_callbacks(self) -> list[Callback]:
+        # No checkpoint callbacks if the Trainer was made with enable_checkpointing=False.
         checkpoints = run_checkpoints(self.hparams.snapshot_every) if self.trainer.checkpoint_callbacks else []
         return [*checkpoints, LearningRateDrop(self.hparams.lr, self.hparams.lr_drop_at, self.hparams.lr_drop_to)]
 
@@ -286,13 +290,7 @@ class IQLearn(L.LightningModule):
             checkpoint.update(self.batches.state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_checkpoint_settings(checkpoint, self.settings, "the checkpoint")
-        if self.trainer.state.fn == "fit" and "optimizer_states" not in checkpoint:
-            raise CheckpointError("an exported agent or a snapshot holds only the network, not the optimizer "
-                                  "or replay state: it can be tested, recorded, analysed and averaged, not resumed "
-                                  "(--warm_start starts a new run from it)")
-        if checkpoint.get("exported_agent"):
-            checkpoint["state_dict"] = with_target_network(checkpoint["state_dict"])
+        prepare_checkpoint_to_load(checkpoint, self.settings, fitting=self.trainer.state.fn == "fit")
         if self.batches is not None:
             self.batches.load_state_dict(checkpoint)  # rank 0's state: other ranks move on to their own stream
             if self.global_rank > 0:
