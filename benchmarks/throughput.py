@@ -1,7 +1,7 @@
 """Throughput and memory figures of the pipeline on this machine. Prints a table; times nothing in tests.
 
     python benchmarks/throughput.py [--updates 200] [--threads 1] [--device cpu|cuda] [--batch-size 32]
-        [--precisions 32 bf16] [--capture false true] [--no-acting] [--json results/throughput.json]
+        [--precisions 32 bf16] [--capture false true] [--whole-update 1 8] [--no-acting] [--json results/throughput.json]
 
 (a) ms per offline IQ update, split up: Lightning's training loop (`visual-iq fit`'s), a raw
     PyTorch loop doing the same sampling, forward/backward, Adam step and target update, the
@@ -10,7 +10,9 @@
     (FLOPs of one update counted by torch's FlopCounterMode). (b) the same per precision and
     network, and with the update's loss replayed from CUDA graphs or not (``--capture``; cuda only,
     `visual_iq.capture`). On cuda, batches are sampled on the device (`device_replay`) as
-    `visual-iq fit` does there.
+    `visual-iq fit` does there. ``--whole-update K ...``: also with the whole update inside the
+    training step (`visual_iq.whole_update`, on cuda with ``--capture true`` one CUDA graph), K
+    updates per Lightning step, through Lightning's loop and alone (sampling included).
 (c) env steps/s of `make_env` and of the vector env while acting greedily with the network.
 (d) bytes per transition of the replay storage. (e) bytes per frame of the shipped demo files.
 """
@@ -38,6 +40,7 @@ from visual_iq.envs import EnvSettings, make_env
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 from visual_iq.networks import polyak_update
 from visual_iq.rollout import VectorRollout
+from visual_iq.whole_update import WARMUP_UPDATES
 
 
 class _StepTimer(L.Callback):
@@ -53,9 +56,9 @@ def _median_ms(stamps: list[float], skip: int) -> float:
     return 1000.0 * float(statistics.median(gaps))
 
 
-def _model(network: str, precision: str, batch_size: int, capture: bool = False) -> IQLearn:
+def _model(network: str, precision: str, batch_size: int, capture: bool = False, **options) -> IQLearn:
     return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision=precision,
-                   batch_size=batch_size, eval_video=False, capture=capture)
+                   batch_size=batch_size, eval_video=False, capture=capture, **options)
 
 
 def _sync(device: torch.device) -> None:
@@ -79,13 +82,35 @@ def _ms_per_call(function, calls: int, device: torch.device, blocks: int = 5) ->
 
 
 def lightning_ms_per_update(network: str, precision: str, batch_size: int, updates: int, device: torch.device,
-                            capture: bool) -> float:
-    model, timer = _model(network, precision, batch_size, capture), _StepTimer()
-    trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=updates, limit_val_batches=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        log_every_n_steps=50, callbacks=[timer], accelerator=device.type, devices=1)
+                            capture: bool, updates_per_step: int | None = None) -> float:
+    """Median ms per update of `visual-iq fit`'s loop; with ``updates_per_step``, the whole update
+    inside the training step, that many per step (the step's time divided by them)."""
+    per_step = updates_per_step or 1
+    options = dict(whole_update=True, updates_per_step=per_step) if updates_per_step else {}
+    model, timer = _model(network, precision, batch_size, capture, **options), _StepTimer()
+    trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=max(updates, 20 * per_step), limit_val_batches=0,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, log_every_n_steps=50 * per_step, callbacks=[timer],
+                        accelerator=device.type, devices=1)
     trainer.fit(model)
-    return _median_ms(timer.stamps, skip=10)
+    return _median_ms(timer.stamps, skip=10) / per_step
+
+
+def whole_update_alone_ms(network: str, precision: str, batch_size: int, updates: int, device: torch.device,
+                          capture: bool) -> float:
+    """ms per call of `visual_iq.whole_update.WholeUpdate` alone (sampling on the device included;
+    with ``capture``, graph replays after the warm-up and the recording)."""
+    model = _model(network, precision, batch_size, whole_update=True).to(device)
+    model.batches = model.build_batch_source(sampling_device(device, True))
+    whole = model.whole_update
+    assert whole is not None
+    whole.configure(capture, capture_blocker(device, bf16=precision == "bf16", grad_penalty=0.0, world_size=1),
+                    model.batches.generator)
+    whole.optimizer(model.hparams.lr)
+    counter = iter(range(10**9))
+    for _ in range(WARMUP_UPDATES + 2):  # the eager warm-up and the recording are not timed
+        whole(next(counter))
+    return _ms_per_call(lambda: whole(next(counter)), updates, device)
 
 
 def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int, device: torch.device,
@@ -167,6 +192,8 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["32", "bf16"], choices=["32", "bf16"])
     parser.add_argument("--capture", nargs="+", default=["false"], choices=["false", "true"],
                         help="replay the update's loss from CUDA graphs (cuda only): false, true or both")
+    parser.add_argument("--whole-update", nargs="*", type=int, default=[], metavar="K",
+                        help="also time the whole update in the training step, K updates per Lightning step")
     parser.add_argument("--no-acting", action="store_true", help="skip (c), the env steps/s")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -193,6 +220,22 @@ def main() -> None:
                 print(f"| {network} | {precision} | {'yes' if capture else 'no'} | {row['lightning_ms']:.2f} "
                       f"| {row['raw_ms']:.2f} | {row['update_ms']:.2f} | {row['sample_ms']:.2f} | {row['overhead']:+.1%} "
                       f"| {row['gflop_per_update']:.2f} | {row['gflop_per_s']:.1f} |", flush=True)
+    if args.whole_update:
+        print("\n(b2) the whole update inside the training step (`whole_update`), ms per update")
+        print("| network | precision | CUDA graph | updates per Lightning step | Lightning loop | whole update alone "
+              "| updates/s through Lightning |")
+        print("|---|---|---|---:|---:|---:|---:|")
+    for network in ("nature", "small") if args.whole_update else ():
+        for precision in args.precisions:
+            for capture in (value == "true" for value in args.capture):
+                alone = whole_update_alone_ms(network, precision, args.batch_size, args.updates, device, capture)
+                for per_step in args.whole_update:
+                    ms = lightning_ms_per_update(network, precision, args.batch_size, args.updates, device, capture,
+                                                 per_step)
+                    key = f"{network}/{precision}" + ("/graph" if capture else "") + f"/whole_update_{per_step}"
+                    results["updates"][key] = {"lightning_ms": ms, "whole_update_alone_ms": alone}
+                    print(f"| {network} | {precision} | {'yes' if capture else 'no'} | {per_step} | {ms:.2f} "
+                          f"| {alone:.2f} | {1000.0 / ms:.0f} |", flush=True)
     if args.no_acting:
         _write_json(results, args.json)
         return

@@ -37,6 +37,14 @@ def capture_blocker(device: torch.device, *, bf16: bool, grad_penalty: float, wo
     return None
 
 
+def resolve_capture(requested: bool | None, blocker: str | None) -> tuple[bool, bool]:
+    """(capture, strict) for the ``capture`` setting: null captures unless `capture_blocker` gave a
+    reason (``blocker``); true captures, and a blocker or a failed recording is an error; false never."""
+    if requested and blocker is not None:
+        raise ConfigError(f"capture: true is not possible here: {blocker}; set capture: null or false")
+    return (blocker is None if requested is None else requested), bool(requested)
+
+
 class _LossOfTensors(nn.Module):
     """The objective's loss as a module of positional tensors, the form graph capture takes.
 
@@ -72,12 +80,7 @@ class UpdateLoss:
         self._graphed: nn.Module | None = None
 
     def configure(self, requested: bool | None, blocker: str | None) -> None:
-        """``requested`` null: capture unless `capture_blocker` gave a reason (``blocker``);
-        true: capture, and a blocker or a failed recording is an error; false: never."""
-        if requested and blocker is not None:
-            raise ConfigError(f"capture: true is not possible here: {blocker}; set capture: null or false")
-        self.capture = blocker is None if requested is None else requested
-        self.strict = bool(requested)
+        self.capture, self.strict = resolve_capture(requested, blocker)
 
     @property
     def captured(self) -> bool:

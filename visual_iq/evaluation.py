@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from visual_iq.agent import SoftQAgent
 from visual_iq.demos import Episode, EpisodeBuilder
 from visual_iq.envs import EnvSettings
+from visual_iq.rewards import reward_correlations
 from visual_iq.rollout import Policy, VectorRollout
 
 VALIDATION_SEED = 10_000
@@ -40,6 +42,19 @@ class EvaluationResult:
     @property
     def std(self) -> float:
         return float(self.returns.std())
+
+
+def validation_metrics(result: EvaluationResult, updates: int, agent: SoftQAgent | None = None) -> dict[str, float]:
+    """The ``eval/`` metrics of a validation run after ``updates`` updates; with ``agent``, also how
+    well its implicit reward tracks the true one along the first episode (if recorded)."""
+    metrics = {"eval/return_mean": result.mean, "eval/return_std": result.std,
+               "eval/length_mean": float(result.lengths.mean()), "eval/updates": float(updates)}
+    if agent is not None and result.first_episode is not None:
+        correlations = reward_correlations(agent, [result.first_episode])
+        for name in ("step_pearson", "step_spearman"):  # NaN if the true reward never changed
+            if np.isfinite(correlations[name]):
+                metrics[f"eval/reward_{name}"] = correlations[name]
+    return metrics
 
 
 def evaluate(

@@ -26,14 +26,14 @@ from visual_iq.capture import UpdateLoss, capture_blocker
 from visual_iq.checkpoints import run_checkpoints
 from visual_iq.collector import Collector, env_steps_before_update
 from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, num_actions
-from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video
+from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video, validation_metrics
 from visual_iq.hyperparameters import check_hyperparameters
 from visual_iq.losses import Variant
 from visual_iq.networks import Precision, build_q_network, polyak_update, resolve_precision
-from visual_iq.objectives import Method, NextValue, make_objective, raise_if_diverged, soft_q_diagnostics
-from visual_iq.rewards import reward_correlations
+from visual_iq.objectives import Method, NextValue, make_objective, training_metrics
 from visual_iq.rollout import Policy, uniform_policy
 from visual_iq.schedule import LearningRateDrop
+from visual_iq.whole_update import UpdatesInSteps, WholeUpdate, run_updates
 
 ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None,
                                                 "num_sanity_val_steps": 0}
@@ -92,6 +92,10 @@ class IQLearn(L.LightningModule):
         device_replay: sample on the training device from a copy of the replay there (null: on a GPU only).
         capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.capture`);
             null: wherever possible (one CUDA process, fp32, no gradient penalty).
+        whole_update: sample, learn and step Adam inside the training step, on a GPU replayed as one
+            CUDA graph (`visual_iq.whole_update`; offline, one process).
+        updates_per_step: updates per Lightning training step (``whole_update``; what Lightning counts in
+            steps, e.g. ``val_check_interval``, must be a multiple; weight averaging acts once per step).
         seed: seed of sampling, acting and evaluation (under DDP each rank samples and acts with its own).
     """
 
@@ -136,6 +140,8 @@ class IQLearn(L.LightningModule):
         snapshot_every: int | None = None,
         device_replay: bool | None = None,
         capture: bool | None = None,
+        whole_update: bool = False,
+        updates_per_step: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -152,6 +158,10 @@ class IQLearn(L.LightningModule):
         self.agent = SoftQAgent(self.q_net, alpha=alpha, gamma=gamma, settings=self.settings)
         self.batches: BatchSource | None = None
         self.update_loss = UpdateLoss(self.objective, self.q_net, self.target_net)
+        self.automatic_optimization = not whole_update  # the whole update steps Adam itself
+        self.whole_update = WholeUpdate(self.objective, self.q_net, self.target_net, self._sample,
+                                        target_tau=target_tau, target_update_interval=target_update_interval,
+                                        ) if whole_update else None
         self.collector: Collector | None = None
         self._last_log_time: float | None = None
 
@@ -162,8 +172,13 @@ class IQLearn(L.LightningModule):
         self.q_net.bf16_trunk = self.target_net.bf16_trunk = bf16
         if stage == "fit":
             self.batches = self.batches or self.build_batch_source(sampling_device(device, self.hparams.device_replay))
-            self.update_loss.configure(self.hparams.capture, capture_blocker(
-                device, bf16=bf16, grad_penalty=self.hparams.grad_penalty, world_size=self.trainer.world_size))
+            blocker = capture_blocker(device, bf16=bf16, grad_penalty=self.hparams.grad_penalty,
+                                      world_size=self.trainer.world_size)
+            if self.whole_update is None:
+                self.update_loss.configure(self.hparams.capture, blocker)
+            else:
+                self.whole_update.configure(self.hparams.capture, blocker, self.batches.generator,
+                                            self.trainer.world_size)
 
     def build_batch_source(self, device: torch.device | None = None) -> BatchSource:
         """Batches from the demos (checked against the env settings) and, online, an empty policy
@@ -201,10 +216,14 @@ class IQLearn(L.LightningModule):
         """This process's seed: ``seed`` on rank 0 (and without DDP), distinct on every other rank."""
         return self.hparams.seed + RANK_SEED_STRIDE * self.global_rank
 
-    def train_dataloader(self) -> DataLoader:
+    def _sample(self) -> dict[str, torch.Tensor]:
         assert self.batches is not None
-        batches, with_policy = self.batches, self.objective.reads_policy_rows
-        return DataLoader(BatchStream(lambda: batches.sample(with_policy)), batch_size=None, num_workers=0)
+        return self.batches.sample(self.objective.reads_policy_rows)
+
+    def train_dataloader(self) -> DataLoader:
+        # The whole update samples its own batches, so Lightning's steps read nothing.
+        stream = BatchStream(dict if self.whole_update is not None else self._sample)
+        return DataLoader(stream, batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(OneDummyItem(), batch_size=None)
@@ -213,6 +232,8 @@ class IQLearn(L.LightningModule):
 
     # ------------------------------------------------------------------ learning
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.whole_update is not None:
+            return self._whole_updates()
         if self.collector is not None:
             steps = env_steps_before_update(self.global_step, self.hparams.env_steps_per_update)
             self.collector.collect(self._explore, steps)
@@ -221,29 +242,39 @@ class IQLearn(L.LightningModule):
             self._check_and_log(loss.detach().clone(), batch)
         return loss
 
+    def _whole_updates(self) -> torch.Tensor:
+        assert self.whole_update is not None
+        loss = run_updates(self.whole_update, self.optimizers(), self.global_step, self.hparams.updates_per_step,
+                           self.trainer.max_steps)
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self._check_and_log(loss.clone(), self.whole_update.last_batch)
+        return loss
+
     def _check_and_log(self, loss: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
         """The NaN check and training metrics, from a no-gradient pass (online, over a batch with policy rows)."""
         if self.collector is not None and self.batches is not None and not self.objective.reads_policy_rows:
             batch = self.batches.sample()
-        with torch.no_grad():
-            _, terms, q = self.objective(self.q_net, self.target_net, batch)
-        raise_if_diverged(loss, terms, self.hparams.method, self.global_step)
-        diagnostics = soft_q_diagnostics(q, batch["actions"], batch["is_expert"], self.hparams.alpha)
-        metrics = {"train/loss": loss.detach(), **{f"train/{k}": v for k, v in {**terms, **diagnostics}.items()}}
+        metrics = training_metrics(self.objective, self.q_net, self.target_net, batch, loss, method=self.hparams.method,
+                                   update=self.global_step, alpha=self.hparams.alpha)
         now = time.perf_counter()
         if self._last_log_time is not None:
             metrics["train/updates_per_s"] = self.trainer.log_every_n_steps / (now - self._last_log_time)
         self._last_log_time = now
         if self.collector is not None:
             metrics.update(self.collector.metrics())
-        self.log_dict(metrics, prog_bar=False)
+        if self.whole_update is None:
+            self.log_dict(metrics, prog_bar=False)
+        elif self.logger is not None:  # at the update count (Lightning logs training steps, of several updates)
+            self.logger.log_metrics({key: float(value) for key, value in metrics.items()}, step=self.global_step)
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.global_step % self.hparams.target_update_interval == 0:
+        if self.whole_update is None and self.global_step % self.hparams.target_update_interval == 0:
             polyak_update(self.target_net, self.q_net, self.hparams.target_tau)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
+        if self.whole_update is not None:
+            return self.whole_update.optimizer(self.hparams.lr)
         # Fused: Adam's arithmetic in one pass over the weights (Nature CNN, 1 CPU thread: 11.8 -> 2.2 ms).
         return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr, fused=True)
 
@@ -255,14 +286,8 @@ class IQLearn(L.LightningModule):
         hp = self.hparams
         result = self._evaluate(VALIDATION_SEED + hp.seed, record_first=hp.eval_video or hp.eval_reward_correlation)
         # eval/updates: Lightning logs validation at the step index before the update count.
-        metrics = {"eval/return_mean": result.mean, "eval/return_std": result.std,
-                   "eval/length_mean": float(result.lengths.mean()), "eval/updates": float(self.global_step)}
+        metrics = validation_metrics(result, self.global_step, self.agent if hp.eval_reward_correlation else None)
         episode = result.first_episode
-        if hp.eval_reward_correlation and episode is not None:
-            correlations = reward_correlations(self.agent, [episode])
-            for name in ("step_pearson", "step_spearman"):  # NaN if the true reward never changed
-                if np.isfinite(correlations[name]):
-                    metrics[f"eval/reward_{name}"] = correlations[name]
         # Every rank played the same episodes with the same weights: syncing averages equal values.
         self.log_dict(metrics, prog_bar=False, sync_dist=True)
         self.log("eval_return", result.mean, prog_bar=True, logger=False, sync_dist=True)
@@ -282,7 +307,12 @@ class IQLearn(L.LightningModule):
     def configure_callbacks(self) -> list[Callback]:
         # No checkpoint callbacks if the Trainer was made with enable_checkpointing=False.
         checkpoints = run_checkpoints(self.hparams.snapshot_every) if self.trainer.checkpoint_callbacks else []
-        return [*checkpoints, LearningRateDrop(self.hparams.lr, self.hparams.lr_drop_at, self.hparams.lr_drop_to)]
+        hp = self.hparams
+        callbacks = [*checkpoints, LearningRateDrop(hp.lr, hp.lr_drop_at, hp.lr_drop_to)]
+        if hp.whole_update:  # Lightning's loop around steps of several updates
+            callbacks.append(UpdatesInSteps(hp.updates_per_step, {"snapshot_every": hp.snapshot_every,
+                                                                  "lr_drop_at": hp.lr_drop_at}))
+        return callbacks
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["env_settings"] = self.settings.to_dict()

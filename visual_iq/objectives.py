@@ -199,6 +199,17 @@ def soft_q_diagnostics(q: Tensor, actions: Tensor, is_expert: Tensor, alpha: flo
     return {**metrics, **action_agreement(q[is_expert], actions[is_expert])}
 
 
+def training_metrics(objective: Objective, q_net: nn.Module, target_net: nn.Module, batch: Batch, loss: Tensor, *,
+                     method: str, update: int, alpha: float) -> dict[str, Tensor]:
+    """``train/`` metrics from a no-gradient pass over ``batch``: the loss, its terms and
+    `soft_q_diagnostics`, after `raise_if_diverged` (reads back to the host: at logging steps only)."""
+    with torch.no_grad():
+        _, terms, q = objective(q_net, target_net, batch)
+    raise_if_diverged(loss, terms, method, update)
+    diagnostics = soft_q_diagnostics(q, batch["actions"], batch["is_expert"], alpha)
+    return {"train/loss": loss.detach(), **{f"train/{k}": v for k, v in {**terms, **diagnostics}.items()}}
+
+
 def raise_if_diverged(loss: Tensor, terms: dict[str, Tensor], method: str, update: int) -> None:
     """`TrainingDiverged` naming the update and the loss terms if the loss is not finite (reads
     the loss back to the host: call it at logging steps, not every update)."""

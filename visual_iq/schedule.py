@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 
 
@@ -28,6 +29,9 @@ class LearningRateDrop(Callback):
         lr = learning_rate_at(trainer.global_step, self.lr, self.drop_at, self.drop_to)
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                if isinstance(group["lr"], torch.Tensor):  # read by a CUDA graph (`visual_iq.whole_update`): in place
+                    group["lr"].fill_(lr)
+                else:
+                    group["lr"] = lr
         if trainer.global_step % trainer.log_every_n_steps == 0:
             pl_module.log("train/lr", lr)

@@ -14,9 +14,12 @@
 #   bash benchmarks/device/run.sh finish WAIT_SECONDS
 #       waits (at most WAIT_SECONDS) for the arms started by `start` to end, then packs.
 #
-#  1. benchmarks/device/check_capture.py: CUDA-graph update == eager update, and ms of each
-#     (CHECKS=capture,throughput by default; CHECKS=throughput or CHECKS=none to skip);
-#  2. benchmarks/throughput.py --device cuda, batch 64, offline, with CAPTURE (default "false true");
+#  1. benchmarks/device/check_capture.py: CUDA-graph update == eager update, and ms of each;
+#     benchmarks/device/check_whole_update.py: the whole update replayed from one graph == the
+#     same update eagerly (CHECKS=capture,whole,throughput by default; CHECKS=throughput or
+#     CHECKS=none to skip);
+#  2. benchmarks/throughput.py --device cuda, batch 64, offline, with CAPTURE (default "false true"),
+#     and the whole update in the training step with WHOLE_UPDATE updates per step (default "1 8");
 #  3. online Pong arms side by side (ARMS: method:seed or method:seed:key=value,..., the latter with
 #     --model.key value, except warm_start=PATH: --warm_start PATH, a checkpoint carried along;
 #     default 3 IQ seeds + SQIL seed 0; DEMOS="dir dir ..." and NUM_DEMOS (default the shipped 20
@@ -34,6 +37,7 @@
 # and with SNAPSHOT_EVERY the average of its last snapshots; unpack them all into one folder;
 # full checkpoints hold the replay, ~350 MB each, and stay on the machine).
 # Dry run on a CPU: DEVICE=cpu VAL_EVERY=150 THREADS=1 CHECK="--device cpu --updates 2 --timed 2" \
+#   CHECK_WHOLE="--device cpu --updates 5 --batch-size 16" \
 #   UPDATES=5 PYTHON=.venv/bin/python ARMS="iq:0 sqil:0" RESERVE=40 bash benchmarks/device/run.sh 150
 set -u
 STARTED=$SECONDS
@@ -47,7 +51,7 @@ ARMS=${ARMS:-"iq:0 iq:1 iq:2 sqil:0"}
 DEMOS=${DEMOS:-demos/pong}
 NUM_DEMOS=${NUM_DEMOS:-20}
 PYTHON=${PYTHON:-python3}
-CHECKS=${CHECKS:-capture,throughput}
+CHECKS=${CHECKS:-capture,whole,throughput}
 SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-}
 AVERAGE_LAST=${AVERAGE_LAST:-4}
 mkdir -p "$OUT"
@@ -70,11 +74,17 @@ run_checks() {
     timeout 90 $PYTHON benchmarks/device/check_capture.py ${CHECK:-} --json "$OUT/capture.json" > "$OUT/capture.log" 2>&1
     grep -E "^\||graphs" "$OUT/capture.log"
   fi
+  if [[ $CHECKS == *whole* ]]; then
+    timeout 90 $PYTHON benchmarks/device/check_whole_update.py ${CHECK_WHOLE:-} --json "$OUT/whole_update.json" \
+      > "$OUT/whole_update.log" 2>&1
+    grep -E "^\||whole update" "$OUT/whole_update.log"
+  fi
   if [[ $CHECKS == *throughput* ]]; then
     local capture=${CAPTURE:-"false true"}
     [ "$DEVICE" = cuda ] || capture=false
-    timeout 120 $PYTHON benchmarks/throughput.py --device "$DEVICE" --batch-size 64 --updates "${UPDATES:-200}" \
-      --precisions 32 --capture $capture --no-acting --threads "$THREADS" --json "$OUT/throughput.json" \
+    timeout 240 $PYTHON benchmarks/throughput.py --device "$DEVICE" --batch-size 64 --updates "${UPDATES:-200}" \
+      --precisions 32 --capture $capture --whole-update ${WHOLE_UPDATE:-1 8} --no-acting --threads "$THREADS" \
+      --json "$OUT/throughput.json" \
       > "$OUT/throughput.log" 2>&1
     grep "^|" "$OUT/throughput.log"
   fi
