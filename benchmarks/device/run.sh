@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine (device tool), run from the repository root, with carry [".whl"]
-# (`bash benchmarks/device/prepare.sh` fills .whl/ here first). Three ways to call it:
+# (`bash benchmarks/device/prepare.sh` fills .whl/ here first). Four ways to call it:
 #
 #   bash benchmarks/device/run.sh TOTAL_SECONDS
 #       one call does everything: checks (1-2 below), then the arms for what is left of
@@ -13,6 +13,8 @@
 #       only the first call's pack came back; where in doubt, one `TOTAL_SECONDS` call is safer.)
 #   bash benchmarks/device/run.sh finish WAIT_SECONDS
 #       waits (at most WAIT_SECONDS) for the arms started by `start` to end, then packs.
+#   bash benchmarks/device/run.sh checks
+#       the checks and timings (1-2 below) only, no training: ~2-4 minutes on an H200.
 #
 #  1. benchmarks/device/check_capture.py: CUDA-graph update == eager update, and ms of each;
 #     benchmarks/device/check_whole_update.py: the whole update replayed from one graph == the
@@ -42,7 +44,7 @@
 set -u
 STARTED=$SECONDS
 MODE=all
-if [ "${1:-}" = start ] || [ "${1:-}" = finish ]; then MODE=$1; shift; fi
+if [ "${1:-}" = start ] || [ "${1:-}" = finish ] || [ "${1:-}" = checks ]; then MODE=$1; shift; fi
 OUT=${OUT:-results/device}
 DEVICE=${DEVICE:-cuda}
 THREADS=${THREADS:-4}
@@ -158,6 +160,8 @@ pack() {
 }
 
 case $MODE in
+  checks)
+    run_checks ;;
   all)
     TOTAL_SECONDS=${1:-540}
     run_checks
