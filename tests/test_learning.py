@@ -42,13 +42,17 @@ def test_behavioural_cloning_baseline_learns(train, catch_settings):
     (700, {"method": "iq", "variant": "value_expert", "next_value": "online", "warmup": "uniform"}),
     (700, {"method": "iq", "variant": "value_expert", "next_value": "online", "warmup": "uniform",
            "device_replay": True}),
-], ids=["sqil", "iq", "iq_official_recipe", "iq_official_recipe_sampled_by_torch_on_device"])
+    (700, {"method": "iq", "variant": "value_expert", "next_value": "online", "warmup": "uniform",
+           "device_replay": True, "whole_update": True, "updates_per_step": 5}),
+], ids=["sqil", "iq", "iq_official_recipe", "iq_official_recipe_sampled_by_torch_on_device",
+        "iq_official_recipe_whole_update_5_per_step"])
 def test_online_method_learns(train, catch_settings, updates, method_args):
     """Online SQIL and online IQ-Learn learn Catch: the ``value`` variant (expert and policy states in the
     value term, V(s') from the target network), and the official Atari recipe's objective (``value_expert``,
     V(s') from the online network with gradient, uniformly random warm-up; measured +3.5 and +3.3 after
     700 updates with seeds 0 and 1, random −3.5); the last also with the replay mirrored and sampled
-    on the training device (`visual_iq.device_replay`, here the CPU), as a GPU run does."""
+    on the training device (`visual_iq.device_replay`, here the CPU), as a GPU run does, and with the whole
+    update in the training step, 5 per step (`visual_iq.whole_update`, eagerly here)."""
     model = train(updates, online=True, num_envs=4, learning_starts=400, buffer_capacity=2000, **method_args)
     assert bool(model.batches.mirrors) == method_args.get("device_replay", False)
     result = evaluate(model.agent.act, catch_settings, 20, seed=123)

@@ -19,8 +19,10 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from test_capture import HOST_READS, _OpNames
 
+from visual_iq.collector import Collector
 from visual_iq.errors import ConfigError
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.rollout import uniform_policy
 from visual_iq.schedule import LearningRateDrop
 from visual_iq.whole_update import StepInClosure, WholeUpdate
 
@@ -65,6 +67,15 @@ def test_whole_update_trains_exactly_like_lightnings_loop_with_one_or_several_up
         assert _same_weights(automatic.q_net, other.q_net) and _same_weights(automatic.target_net, other.target_net)
 
 
+def test_online_several_updates_per_step_act_and_learn_exactly_as_one_per_step(tmp_path):
+    online = dict(online=True, variant="value", num_envs=2, learning_starts=20, buffer_capacity=200,
+                  env_steps_per_update=0.25, whole_update=True)
+    one = _fit(tmp_path / "1", 40, **online)
+    several = _fit(tmp_path / "4", 40, updates_per_step=4, **online)
+    assert one.batches.policy.written == several.batches.policy.written == 1 + 10 + 10  # reset, warm-up, 1 per 4 updates
+    assert _same_weights(one.q_net, several.q_net)
+
+
 def test_several_updates_per_step_keep_counting_updates_for_validation_logging_and_the_end(tmp_path):
     validations = _Validations()
     logger = TensorBoardLogger(tmp_path, name="k")
@@ -96,7 +107,6 @@ def test_resumed_whole_update_run_goes_on_as_if_it_never_stopped(tmp_path):
      "trainer.val_check_interval=20 is not a whole multiple of updates_per_step=3"),
     (dict(whole_update=True, updates_per_step=4, snapshot_every=10), "snapshot_every=10 is not a whole multiple"),
     (dict(updates_per_step=4), "updates_per_step=4"),
-    (dict(whole_update=True, online=True), "whole_update=True"),
 ])
 def test_settings_that_cannot_work_with_several_updates_per_step_are_one_clear_error(tmp_path, settings, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
@@ -110,10 +120,15 @@ def test_whole_update_under_ddp_is_one_clear_error():
         model.whole_update.configure(None, None, None, world_size=2)
 
 
-def test_the_recorded_part_of_the_update_reads_nothing_back_to_the_host(tmp_path):
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8,
-                    whole_update=True, device_replay=True)
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online, sampling the policy replay too"])
+def test_the_recorded_part_of_the_update_reads_nothing_back_to_the_host(tmp_path, catch_settings, online):
+    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, num_envs=2,
+                    whole_update=True, device_replay=True, online=online, variant="value" if online else "value_expert")
     model.batches = model.build_batch_source(torch.device("cpu"))
+    if online:
+        collector = Collector(catch_settings, 2, model.batches.policy)
+        collector.collect(uniform_policy(3, seed=0), 30)
+        model.batches.sync()  # as before every update, outside the graph
     whole = model.whole_update
     assert isinstance(whole, WholeUpdate)
     whole.optimizer(1e-4)
@@ -122,6 +137,7 @@ def test_the_recorded_part_of_the_update_reads_nothing_back_to_the_host(tmp_path
     with mode:
         whole._learn()
     assert not mode.names & HOST_READS, f"ops that read back to the host: {mode.names & HOST_READS}"
+    assert not online or (~whole.last_batch["is_expert"]).sum() == 8  # the policy rows were sampled
 
 
 def test_a_learning_rate_held_as_a_tensor_is_filled_in_place_and_saved_as_a_number():

@@ -111,6 +111,12 @@ class BatchSource:
                 batch[key] = random_shift(batch[key], self.augment_shift, rng)
         return batch
 
+    def sync(self) -> None:
+        """Copy the policy slots written since the last sample to the device (sampling does it too;
+        before a CUDA graph samples, it must happen outside the graph)."""
+        for mirror in self.mirrors[1:]:
+            mirror.sync()
+
     def fork(self, index: int) -> None:
         """Move on to an independent random stream (DDP ranks other than 0, after loading rank 0's state)."""
         self.rng = np.random.Generator(self.rng.bit_generator.jumped(index))

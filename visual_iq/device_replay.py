@@ -8,7 +8,9 @@ update needs nothing from the host.
 
 The host buffer stays the record (writes, checkpoints, the replay's state on resume): the mirror
 copies the slots written since its last sample before sampling, which for an online run is one
-slot per env per env step. Stacks and transition validity follow `visual_iq.buffer` exactly
+slot per env per env step. Sampling itself reads nothing from the host (the fill level is a
+device tensor that `sync` sets), so a CUDA graph can record it (`visual_iq.whole_update`, which
+syncs before each update, outside the graph). Stacks and transition validity follow `visual_iq.buffer` exactly
 (tested: the same stacks, actions, rewards and flags for the same indices, and only valid
 transitions drawn, uniformly).
 """
@@ -54,6 +56,7 @@ class DeviceReplay:
             self.frames = torch.from_numpy(self.buffer.frames).to(self.device, copy=True)
         for name in _SLOT_ARRAYS:
             setattr(self, name, torch.from_numpy(getattr(self.buffer, name)).to(self.device, copy=True))
+        self.written = torch.tensor(self.buffer.written, device=self.device)
         self.synced = self.buffer.written
 
     def sync(self) -> None:
@@ -73,15 +76,16 @@ class DeviceReplay:
         self.frames[:, device_slots] = to_device(buffer.frames[:, host_slots])
         for name in _SLOT_ARRAYS:
             getattr(self, name)[:, device_slots] = to_device(getattr(buffer, name)[:, host_slots])
+        self.written.fill_(buffer.written)  # in place: a recorded graph reads this tensor
         self.synced = buffer.written
 
     # ------------------------------------------------------------------ validity, as in FrameReplayBuffer
     def valid_mask(self) -> Tensor:
         """(streams, capacity) bool: slot k starts a transition k -> k+1 that can be sampled."""
         buffer = self.buffer
-        size = buffer.size
+        size = torch.clamp(self.written, max=buffer.capacity)  # as synced (tensors: nothing read from the host)
         slots = torch.arange(buffer.capacity, device=self.device)
-        ages = (slots - (buffer.written - size)) % buffer.capacity  # 0 = oldest live slot
+        ages = (slots - (self.written - size)) % buffer.capacity  # 0 = oldest live slot
         next_slots = (slots + 1) % buffer.capacity
         lookback = torch.clamp(self.episode_steps, max=buffer.stack_size - 1)
         return (
@@ -103,8 +107,12 @@ class DeviceReplay:
                                                   generator=generator)]
         else:
             self.sync()
-            weights = self.valid_mask().flatten().float()
-            flat = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+            if self.synced < 2:
+                raise ValueError("the replay holds no complete transition yet")
+            # Inverse CDF over the valid slots (a graph can record it; multinomial may check on the host).
+            counts = self.valid_mask().flatten().cumsum(0)
+            draws = (torch.rand(batch_size, device=self.device, generator=generator) * counts[-1]).long()
+            flat = torch.searchsorted(counts, draws, right=True).clamp_(max=len(counts) - 1)
         return flat // self.buffer.capacity, flat % self.buffer.capacity
 
     def stacks(self, streams: Tensor, slots: Tensor) -> Tensor:

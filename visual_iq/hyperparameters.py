@@ -20,12 +20,11 @@ def check_hyperparameters(hp: Any) -> None:
         "learning_starts": hp.learning_starts >= 0, "eval_episodes": hp.eval_episodes >= 1,
         "lr_drop_at": hp.lr_drop_at is None or (hp.lr_drop_at >= 0 and hp.lr_drop_to is not None),
         "lr_drop_to": hp.lr_drop_to is None or (hp.lr_drop_to > 0 and hp.lr_drop_at is not None),
-        "whole_update": not (hp.whole_update and hp.online),
         "updates_per_step": hp.updates_per_step == 1 or (hp.updates_per_step > 1 and hp.whole_update),
     }
     bad = [f"{name}={hp[name]!r}" for name, valid in rules.items() if not valid]
     if bad:
         raise ConfigError("invalid setting(s): " + ", ".join(bad) + " (alpha, lr, chi2_alpha, target_tau, "
                           "env_steps_per_update, lr_drop_to > 0; 0 <= gamma < 1; target_tau <= 1; counts >= 1; "
-                          "buffer_capacity >= 2; lr_drop_at and lr_drop_to set together; whole_update offline only; "
+                          "buffer_capacity >= 2; lr_drop_at and lr_drop_to set together; "
                           "updates_per_step above 1 with whole_update)")

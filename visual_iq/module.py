@@ -93,7 +93,7 @@ class IQLearn(L.LightningModule):
         capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.capture`);
             null: wherever possible (one CUDA process, fp32, no gradient penalty).
         whole_update: sample, learn and step Adam inside the training step, on a GPU replayed as one
-            CUDA graph (`visual_iq.whole_update`; offline, one process).
+            CUDA graph (`visual_iq.whole_update`; one process).
         updates_per_step: updates per Lightning training step (``whole_update``; what Lightning counts in
             steps, e.g. ``val_check_interval``, must be a multiple; weight averaging acts once per step).
         seed: seed of sampling, acting and evaluation (under DDP each rank samples and acts with its own).
@@ -161,7 +161,7 @@ class IQLearn(L.LightningModule):
         self.automatic_optimization = not whole_update  # the whole update steps Adam itself
         self.whole_update = WholeUpdate(self.objective, self.q_net, self.target_net, self._sample,
                                         target_tau=target_tau, target_update_interval=target_update_interval,
-                                        ) if whole_update else None
+                                        before_update=self._act_before_update) if whole_update else None
         self.collector: Collector | None = None
         self._last_log_time: float | None = None
 
@@ -177,8 +177,7 @@ class IQLearn(L.LightningModule):
             if self.whole_update is None:
                 self.update_loss.configure(self.hparams.capture, blocker)
             else:
-                self.whole_update.configure(self.hparams.capture, blocker, self.batches.generator,
-                                            self.trainer.world_size)
+                self.whole_update.configure(self.hparams.capture, blocker, self.batches.generator, self.trainer.world_size)
 
     def build_batch_source(self, device: torch.device | None = None) -> BatchSource:
         """Batches from the demos (checked against the env settings) and, online, an empty policy
@@ -221,8 +220,7 @@ class IQLearn(L.LightningModule):
         return self.batches.sample(self.objective.reads_policy_rows)
 
     def train_dataloader(self) -> DataLoader:
-        # The whole update samples its own batches, so Lightning's steps read nothing.
-        stream = BatchStream(dict if self.whole_update is not None else self._sample)
+        stream = BatchStream(dict if self.whole_update is not None else self._sample)  # whole_update samples itself
         return DataLoader(stream, batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
@@ -234,13 +232,17 @@ class IQLearn(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self.whole_update is not None:
             return self._whole_updates()
-        if self.collector is not None:
-            steps = env_steps_before_update(self.global_step, self.hparams.env_steps_per_update)
-            self.collector.collect(self._explore, steps)
+        self._act_before_update(self.global_step)
         loss = self.update_loss(batch)
         if self.global_step % self.trainer.log_every_n_steps == 0:  # reading values waits for the device
             self._check_and_log(loss.detach().clone(), batch)
         return loss
+
+    def _act_before_update(self, update: int) -> None:
+        """Online: the env steps due before update number ``update``, then their slots to the device replay."""
+        if self.collector is not None and self.batches is not None:
+            self.collector.collect(self._explore, env_steps_before_update(update, self.hparams.env_steps_per_update))
+            self.batches.sync()  # sampling in a recorded graph cannot copy them itself
 
     def _whole_updates(self) -> torch.Tensor:
         assert self.whole_update is not None

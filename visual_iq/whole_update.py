@@ -76,8 +76,9 @@ class StepInClosure:
 class WholeUpdate:
     """``loss = whole_update(update)``: update number ``update`` (counted from 0), whole.
 
-    Samples a batch with ``sample``, takes the objective's loss on it, backpropagates, steps Adam
-    (`optimizer` makes it), then moves the target network toward the online one every
+    Runs ``before_update(update)`` (online: the env steps due, and the device replay brought up to
+    date, eagerly), samples a batch with ``sample``, takes the objective's loss on it, backpropagates,
+    steps Adam (`optimizer` makes it), then moves the target network toward the online one every
     ``target_update_interval`` updates (eagerly: one multi-tensor kernel). ``last_batch`` is the
     batch the last update learned from (the logged metrics are computed on it). With capture
     (`configure`), sampling on the device with ``generator`` and everything up to Adam's step are
@@ -86,8 +87,10 @@ class WholeUpdate:
     """
 
     def __init__(self, objective: Objective, q_net: nn.Module, target_net: nn.Module,
-                 sample: Callable[[], Batch], *, target_tau: float, target_update_interval: int) -> None:
+                 sample: Callable[[], Batch], *, target_tau: float, target_update_interval: int,
+                 before_update: Callable[[int], None] | None = None) -> None:
         self.objective, self.q_net, self.target_net, self.sample = objective, q_net, target_net, sample
+        self.before_update = before_update
         self.target_tau, self.target_update_interval = target_tau, target_update_interval
         self.adam: torch.optim.Optimizer | None = None
         self.capture, self.strict = False, False
@@ -119,6 +122,8 @@ class WholeUpdate:
         return self._graph is not None
 
     def __call__(self, update: int) -> Tensor:
+        if self.before_update is not None:
+            self.before_update(update)
         if self._graph is not None:
             self._graph.replay()
             loss = self._static_loss

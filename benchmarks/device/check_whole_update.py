@@ -3,7 +3,9 @@
     python benchmarks/device/check_whole_update.py [--updates 12] [--batch-size 64] [--json FILE]
     (--device cpu: a dry run of the script, eager against eager)
 
-`visual_iq.whole_update.WholeUpdate` (offline IQ on 2 Pong demos, sampled on the GPU) runs
+`visual_iq.whole_update.WholeUpdate` (offline IQ on 2 Pong demos, sampled on the GPU; and online
+IQ with the ``value`` variant, whose batches also hold policy rows from 4 Pong envs that take a
+step every 4 updates, between the replays) runs
 ``--updates`` updates: the first `WARMUP_UPDATES` eagerly, then one recorded as a graph, then
 replays. Before each, a shadow copy takes the networks' and Adam's state; after it, the shadow
 does the same update eagerly on the batch the update sampled (the graph's static batch) and the
@@ -27,8 +29,10 @@ import sys
 import torch
 
 from visual_iq.capture import capture_blocker
+from visual_iq.collector import Collector
 from visual_iq.module import IQLearn
 from visual_iq.networks import polyak_update
+from visual_iq.rollout import uniform_policy
 from visual_iq.whole_update import WARMUP_UPDATES
 
 
@@ -48,11 +52,16 @@ def _share_differing(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return differing / sum(p.numel() for p in b.parameters())
 
 
-def check(network: str, batch_size: int, updates: int, device: torch.device) -> dict:
+def check(network: str, batch_size: int, updates: int, device: torch.device, online: bool = False) -> dict:
     torch.manual_seed(0)
+    acting = dict(online=True, variant="value", num_envs=4, env_steps_per_update=0.25) if online else {}
     model = IQLearn(game="Pong", demos="demos/pong", num_demos=2, network=network, batch_size=batch_size,
-                    whole_update=True).to(device)
+                    whole_update=True, **acting).to(device)
     model.batches = model.build_batch_source(device)
+    if online:
+        assert model.batches.policy is not None
+        model.collector = Collector(model.settings, 4, model.batches.policy, seed=0)
+        model.collector.collect(uniform_policy(model.q_net.num_actions, seed=0), 100)
     whole = model.whole_update
     assert whole is not None
     graphs = device.type == "cuda"
@@ -92,7 +101,9 @@ def check(network: str, batch_size: int, updates: int, device: torch.device) -> 
         whole.adam.param_groups[0]["lr"] = 0.0
     whole(updates)
     frozen = all(torch.equal(a, b) for a, b in zip(before, model.q_net.parameters()))
-    return {"network": network, "captured": whole.captured, "updates": updates,
+    if model.collector is not None:
+        model.collector.close()
+    return {"network": network, "online": online, "captured": whole.captured, "updates": updates,
             "max_loss_rel_diff": max(loss_diffs), "max_weight_rel_diff": max(weight_diffs),
             "max_share_of_weights_differing": max(weight_shares),
             "max_target_rel_diff": max(target_diffs), "every_update_new_batch": all(new_batch),
@@ -112,17 +123,17 @@ def main() -> int:
           f"batch {args.batch_size}, {args.updates} updates ({WARMUP_UPDATES} eager warm-up, then recorded)")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    print("| network | recorded | max loss diff | max weight diff | weights differing | max target diff "
+    print("| network | online | recorded | max loss diff | max weight diff | weights differing | max target diff "
           "| new batch every update | lr 0 leaves weights |")
-    print("|---|---|---:|---:|---:|---:|---|---|")
+    print("|---|---|---|---:|---:|---:|---:|---|---|")
     rows, ok = [], True
-    for network in ("nature", "small"):
-        row = check(network, args.batch_size, args.updates, device)
+    for network, online in (("nature", False), ("small", False), ("nature", True)):
+        row = check(network, args.batch_size, args.updates, device, online)
         rows.append(row)
         ok &= (row["captured"] == (device.type == "cuda") and row["max_loss_rel_diff"] < 1e-3
                and row["max_share_of_weights_differing"] < 1e-3 and row["max_target_rel_diff"] < 1e-3
                and row["every_update_new_batch"] and row["lr_zero_leaves_weights"])
-        print(f"| {network} | {row['captured']} | {row['max_loss_rel_diff']:.1e} | {row['max_weight_rel_diff']:.1e} "
+        print(f"| {network} | {online} | {row['captured']} | {row['max_loss_rel_diff']:.1e} | {row['max_weight_rel_diff']:.1e} "
               f"| {row['max_share_of_weights_differing']:.1e} | {row['max_target_rel_diff']:.1e} "
               f"| {row['every_update_new_batch']} | {row['lr_zero_leaves_weights']} |",
               flush=True)
