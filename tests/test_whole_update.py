@@ -102,6 +102,23 @@ def test_resumed_whole_update_run_goes_on_as_if_it_never_stopped(tmp_path):
     assert resumed.trainer.optimizers[0].param_groups[0]["lr"] == 1e-4
 
 
+@pytest.mark.parametrize("first, then", [({}, dict(whole_update=True, updates_per_step=4)),
+                                         (dict(whole_update=True, updates_per_step=4), {})],
+                         ids=["switched on", "switched off"])
+def test_a_run_resumed_with_whole_update_switched_goes_on_counting_and_learning(tmp_path, first, then):
+    straight = _fit(tmp_path / "s", 40)
+    logger = TensorBoardLogger(tmp_path, name="first")
+    _fit(tmp_path / "first", 20, logger=logger, **first)
+    last = Path(logger.log_dir) / "checkpoints" / "last.ckpt"
+    validations = _Validations()
+    resumed = _fit(tmp_path / "then", 40, ckpt_path=str(last), callbacks=[validations], **then)
+    assert validations.at == [40]  # counted on from 20 (from 0 it would have validated at 20)
+    # From the DataLoader's path the sampler had drawn one batch ahead (Lightning fetches the next
+    # batch before the step): only the other way round are the weights exactly the straight run's.
+    if first:
+        assert _same_weights(straight.q_net, resumed.q_net)
+
+
 @pytest.mark.parametrize("settings, message", [
     (dict(whole_update=True, updates_per_step=3),
      "trainer.val_check_interval=20 is not a whole multiple of updates_per_step=3"),

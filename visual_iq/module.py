@@ -33,7 +33,7 @@ from visual_iq.networks import Precision, build_q_network, polyak_update, resolv
 from visual_iq.objectives import Method, NextValue, make_objective, training_metrics
 from visual_iq.rollout import Policy, uniform_policy
 from visual_iq.schedule import LearningRateDrop
-from visual_iq.whole_update import UpdatesInSteps, WholeUpdate, run_updates
+from visual_iq.whole_update import UpdatesInSteps, WholeUpdate, carry_update_count, run_updates
 
 ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None,
                                                 "num_sanity_val_steps": 0}
@@ -312,8 +312,7 @@ class IQLearn(L.LightningModule):
         hp = self.hparams
         callbacks = [*checkpoints, LearningRateDrop(hp.lr, hp.lr_drop_at, hp.lr_drop_to)]
         if hp.whole_update:  # Lightning's loop around steps of several updates
-            callbacks.append(UpdatesInSteps(hp.updates_per_step, {"snapshot_every": hp.snapshot_every,
-                                                                  "lr_drop_at": hp.lr_drop_at}))
+            callbacks.append(UpdatesInSteps(hp.updates_per_step, snapshot_every=hp.snapshot_every, lr_drop_at=hp.lr_drop_at))
         return callbacks
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -323,6 +322,7 @@ class IQLearn(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         prepare_checkpoint_to_load(checkpoint, self.settings, fitting=self.trainer.state.fn == "fit")
+        carry_update_count(checkpoint, self.hparams.whole_update, self.hparams.updates_per_step)
         if self.batches is not None:
             self.batches.load_state_dict(checkpoint)  # rank 0's state: other ranks move on to their own stream
             if self.global_rank > 0:

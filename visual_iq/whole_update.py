@@ -16,6 +16,7 @@ optimization does with the DataLoader's batches, in the same order, and trains t
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any, Callable
 
@@ -208,7 +209,7 @@ class UpdatesInSteps(Callback):
     ``updates_per_step``, or it would fall inside a step: a `ConfigError` names the first that is not.
     """
 
-    def __init__(self, updates_per_step: int, counts: dict[str, int | None]) -> None:
+    def __init__(self, updates_per_step: int, **counts: int | None) -> None:
         self.updates_per_step, self.counts = updates_per_step, counts
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -229,3 +230,30 @@ class UpdatesInSteps(Callback):
                            batch_idx: int) -> None:
         # Lightning adds 1 after this hook: its logger then writes at the update count.
         trainer.fit_loop.epoch_loop._batches_that_stepped = trainer.global_step - 1
+
+
+
+_AUTOMATIC_STEPS = "epoch_loop.automatic_optimization.optim_progress"
+_MANUAL_STEPS = "epoch_loop.manual_optimization.optim_step_progress"
+_BATCHES = "epoch_loop.batch_progress"
+
+
+def carry_update_count(checkpoint: dict[str, Any], whole_update: bool, updates_per_step: int) -> None:
+    """Lightning keeps the update count (``global_step``) in the loop state of one optimization mode
+    and schedules validation by training steps, so a run resumed with ``whole_update`` or
+    ``updates_per_step`` changed would count from 0 or validate off its schedule: for a checkpoint
+    saved with other settings, both counts are set to its updates and the training steps to what
+    the new settings make of them."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    saved = checkpoint.get("hyper_parameters", {})
+    if any(key not in loop for key in (_AUTOMATIC_STEPS, _MANUAL_STEPS, _BATCHES)):
+        return  # weights only, or a Lightning that keeps its loop state otherwise
+    if (bool(saved.get("whole_update")), saved.get("updates_per_step", 1)) == (whole_update, updates_per_step):
+        return
+    automatic = loop[_AUTOMATIC_STEPS]["optimizer"]["step"]
+    updates = max(automatic["total"]["completed"], loop[_MANUAL_STEPS]["total"]["completed"])
+    for progress in (automatic, loop[_MANUAL_STEPS]):
+        for part in ("total", "current"):
+            progress[part] = {"ready": updates, "completed": updates}
+    for part in ("total", "current"):  # one endless epoch: its steps so far are all steps
+        loop[_BATCHES][part] = dict.fromkeys(("ready", "completed", "started", "processed"), updates // updates_per_step)
