@@ -179,8 +179,7 @@ class WholeUpdate:
         graph = torch.cuda.CUDAGraph()
         if self.generator is not None:
             graph.register_generator_state(self.generator)  # each replay draws new indices
-        self.adam.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph):  # _learn sets .grad to None first: the graph's backward allocates it
             self._static_loss = self._learn()
         self._graph = graph
         graph.replay()  # recording ran nothing: this is the update

@@ -43,8 +43,30 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest difference of ``a`` from ``b``, relative to ``b``'s largest value."""
+    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12))
+
+
+def check_arguments(description: str, updates: int) -> argparse.ArgumentParser:
+    """The options of every device check: --updates, --batch-size, --json, --device (``cpu``: a dry run)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--updates", type=int, default=updates)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--device", default="cuda")
+    return parser
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run: eager vs eager)"
+
+
+def write_rows(path: str | None, name: str, rows: list[dict]) -> None:
+    """The check's rows as JSON, with the device and torch version, if ``path``."""
+    if path:
+        with open(path, "w") as file:
+            json.dump({"device": name, "torch": torch.__version__, "rows": rows}, file, indent=2)
 
 
 def _batches(count: int, batch_size: int, online: bool, device: torch.device) -> list[dict[str, torch.Tensor]]:
@@ -80,10 +102,10 @@ def check(case: str, network: str, batch_size: int, updates: int, timed: int, de
     for step, batch in enumerate(batches):
         eager = update(0, {key: value.clone() for key, value in batch.items()})
         replayed = update(1, batch)
-        loss_diffs.append(_relative(replayed, eager))
+        loss_diffs.append(relative(replayed, eager))
         if step == 0:
-            grad_diff = max(_relative(b.grad, a.grad) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
-    weight_diff = max(_relative(b, a) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+            grad_diff = max(relative(b.grad, a.grad) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+    weight_diff = max(relative(b, a) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
 
     fixed = batches[-1]
     timings = {}
@@ -102,15 +124,11 @@ def check(case: str, network: str, batch_size: int, updates: int, timed: int, de
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=20)
+    parser = check_arguments(__doc__.splitlines()[0], updates=20)
     parser.add_argument("--timed", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run: eager vs eager)"
+    name = device_name(device)
     print(f"CUDA graphs vs eager on {name}, torch {torch.__version__}, "
           f"batch {args.batch_size} rows (online: half expert, half policy)")
     print("| objective | network | first loss | max loss (all updates) | first grads | final weights "
@@ -126,10 +144,7 @@ def main() -> int:
                   f"| {row['first_grad_rel_diff']:.1e} | {row['final_weight_rel_diff']:.1e} | {row['eager_ms']:.2f} "
                   f"| {row['graphs_ms']:.2f} | {row['eager_ms'] / row['graphs_ms']:.1f}x |", flush=True)
     print("graphs give the eager update" if ok else "MISMATCH: graphs differ from the eager update")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"device": name, "torch": torch.__version__, "rows": rows}, file,
-                      indent=2)
+    write_rows(args.json, name, rows)
     return 0 if ok else 1
 
 

@@ -21,12 +21,11 @@ difference can flip a few of them).
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import sys
 
 import torch
+from check_capture import check_arguments, device_name, relative, write_rows  # beside this script
 
 from visual_iq.capture import capture_blocker
 from visual_iq.collector import Collector
@@ -36,13 +35,8 @@ from visual_iq.rollout import uniform_policy
 from visual_iq.whole_update import WARMUP_UPDATES
 
 
-@torch.no_grad()
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12))
-
-
 def _max_relative(a: torch.nn.Module, b: torch.nn.Module) -> float:
-    return max(_relative(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    return max(relative(x, y) for x, y in zip(a.parameters(), b.parameters()))
 
 
 @torch.no_grad()
@@ -84,7 +78,7 @@ def check(network: str, batch_size: int, updates: int, device: torch.device, onl
         shadow_loss.backward()
         shadow_adam.step()
         polyak_update(shadow_target, shadow_q, tau)
-        loss_diffs.append(_relative(loss, shadow_loss.detach()))
+        loss_diffs.append(relative(loss, shadow_loss.detach()))
         weight_diffs.append(_max_relative(model.q_net, shadow_q))
         weight_shares.append(_share_differing(model.q_net, shadow_q))
         target_diffs.append(_max_relative(model.target_net, shadow_target))
@@ -111,14 +105,9 @@ def check(network: str, batch_size: int, updates: int, device: torch.device, onl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--device", default="cuda")
-    args = parser.parse_args()
+    args = check_arguments(__doc__.splitlines()[0], updates=12).parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run: eager vs eager)"
+    name = device_name(device)
     print(f"whole update from one CUDA graph vs the same update eagerly on {name}, torch {torch.__version__}, "
           f"batch {args.batch_size}, {args.updates} updates ({WARMUP_UPDATES} eager warm-up, then recorded)")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
@@ -138,9 +127,7 @@ def main() -> int:
               f"| {row['every_update_new_batch']} | {row['lr_zero_leaves_weights']} |",
               flush=True)
     print("the recorded whole update is the eager one" if ok else "MISMATCH: the whole update is wrong")
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump({"device": name, "torch": torch.__version__, "rows": rows}, file, indent=2)
+    write_rows(args.json, name, rows)
     return 0 if ok else 1
 
 
