@@ -11,7 +11,7 @@ LAYERS = [
     {"demos", "experts"},
     {"buffer", "rollout", "agent", "capture"},
     {"device_replay", "frame_cache", "rewards", "whole_update"},
-    {"batches", "collector", "evaluation", "recording", "curves", "warm_start", "checkpoints", "schedule"},
+    {"batches", "collector", "evaluation", "recording", "curves", "warm_start", "checkpoints", "schedule", "averaging"},
     {"module"},
     {"cli"},
     {"tools", "__main__"},

@@ -257,6 +257,29 @@ def test_lightning_ema_weight_averaging_evaluates_saves_exports_and_resumes_the_
     assert resumed["global_step"] == 90 and resumed["averaging_state"]["n_averaged"] == 90
 
 
+def test_visual_iq_ema_keeps_the_same_average_as_lightnings_and_resumes(tmp_path):
+    # visual_iq.averaging.EMA updates the average in one foreach op; the numbers must be Lightning's.
+    assert _fit(tmp_path / "ours", "--trainer.callbacks+=EMA", "--trainer.callbacks.decay=0.9") == 0
+    assert _fit(tmp_path / "lightning", "--trainer.callbacks+=EMAWeightAveraging", "--trainer.callbacks.decay=0.9") == 0
+    ours, lightnings = (tmp_path / name / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+                        for name in ("ours", "lightning"))
+    averaged, reference = _network(ours), _network(lightnings)
+    trained = torch.load(ours, weights_only=False)["current_model_state"]
+    assert not torch.equal(averaged["q_net.head.2.weight"], trained["q_net.head.2.weight"])
+    for key, value in reference.items():
+        torch.testing.assert_close(averaged[key], value, rtol=1e-5, atol=1e-6)
+    # a run saved with Lightning's callback (conf/pong_online.yaml before 2026-11-28) resumes with ours
+    assert _fit(tmp_path / "b", "--trainer.callbacks+=EMA", "--trainer.callbacks.decay=0.9",
+                "--trainer.max_steps", "90", "--ckpt_path", str(lightnings)) == 0
+    resumed = torch.load(tmp_path / "b" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 90 and resumed["averaging_state"]["n_averaged"] == 90
+
+
+def test_ema_decay_out_of_range_is_one_clear_error(tmp_path, capfd):
+    assert _fit(tmp_path, "--trainer.callbacks+=EMA", "--trainer.callbacks.decay=1.5") == 1
+    _assert_one_line_error(capfd, "EMA decay must be in [0, 1], got 1.5")
+
+
 def test_warm_start_from_another_network_or_outside_fit_is_one_clear_error(smoke_run, tmp_path, capfd):
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     assert _fit(tmp_path, "--warm_start", str(last), "--model.network", "small_dueling") == 1

@@ -15,6 +15,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from visual_iq.agent import read_checkpoint
 from visual_iq.allocator import keep_freed_memory
+from visual_iq.averaging import EMA  # noqa: F401  (imported so that --trainer.callbacks+=EMA resolves)
 from visual_iq.envs import EnvSettings
 from visual_iq.errors import CheckpointError, ConfigError, VisualIQError
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn

@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(snapshots of one run, e.g. snap-*.ckpt of --model.snapshot_every): their average")
     parser.add_argument("out", help="where to write the exported agent (.ckpt)")
     parser.add_argument("--as-trained", action="store_true",
-                        help="the weights as trained, not the moving average that a run with Lightning's "
-                             "EMAWeightAveraging callback saved in their place")
+                        help="the weights as trained, not the moving average that a run with an EMA callback "
+                             "(visual_iq.averaging.EMA, Lightning's EMAWeightAveraging) saved in their place")
     args = parser.parse_args(argv)
     try:
         out = export_agent(args.ckpts, args.out, as_trained=args.as_trained)
