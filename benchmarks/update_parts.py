@@ -3,6 +3,7 @@
     python benchmarks/update_parts.py adam THREADS      # Adam step per implementation; whole update, plain vs fused
     python benchmarks/update_parts.py profile THREADS   # torch.profiler: the operators of 20 updates
     python benchmarks/update_parts.py precision THREADS # fp32 against the bf16 trunk, Nature and small CNN, batch 64
+    python benchmarks/update_parts.py ema THREADS       # the weight average's update: Lightning's EMA against ours
 
 ``precision`` answers whether ``precision: auto`` picked the faster precision on this machine (bf16
 only where the CPU has native bf16): whole updates with the fp32 and the bf16 trunk alternating
@@ -10,6 +11,10 @@ in one process, 8 blocks of 15 updates each, for both networks.
 ``adam`` first times the optimizer step alone (default, foreach and fused implementations, random
 gradients), then whole updates with the plain and the fused optimizer in one process, alternating
 8 blocks of 15 updates (these machines drift, so the two are measured side by side).
+``ema`` times what an EMA callback adds to every update, the average's update alone, for Lightning's
+``EMAWeightAveraging`` (one op per weight tensor) and `visual_iq.averaging.EMA` (one foreach lerp),
+alternating 8 blocks of 25 updates, for both networks; then whole updates (batch 64, fp32) without an
+average and followed by each callback's update, alternating 8 blocks of 15.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch.profiler import ProfilerActivity, profile
 
+from visual_iq.averaging import EMA
 from visual_iq.batches import BatchSource
 from visual_iq.module import IQLearn
 from visual_iq.networks import cpu_has_native_bf16, polyak_update, resolve_precision
@@ -32,9 +40,9 @@ def _model(network: str = "nature", batch_size: int = 32) -> IQLearn:
 
 
 def _timed_updates(model: IQLearn, batches: BatchSource, optimizer: torch.optim.Optimizer,
-                   updates: int = 15, warmup: int = 2) -> list[float]:
-    """Seconds of each of ``updates`` whole updates (loss, backward, optimizer step, Polyak), the first
-    ``warmup`` left out: one block of the alternating comparisons below."""
+                   updates: int = 15, warmup: int = 2, after: Callable[[], None] | None = None) -> list[float]:
+    """Seconds of each of ``updates`` whole updates (loss, backward, optimizer step, Polyak, then ``after``),
+    the first ``warmup`` left out: one block of the alternating comparisons below."""
     times = []
     for update in range(updates):
         started = time.perf_counter()
@@ -43,6 +51,8 @@ def _timed_updates(model: IQLearn, batches: BatchSource, optimizer: torch.optim.
         loss.backward()
         optimizer.step()
         polyak_update(model.target_net, model.q_net, 0.005)
+        if after is not None:
+            after()
         if update >= warmup:
             times.append(time.perf_counter() - started)
     return times
@@ -106,11 +116,44 @@ def precision() -> None:
               f"(medians of {len(times['32'])}; bf16 {fp32 / bf16:.2f}x the speed of fp32)")
 
 
+def ema() -> None:
+    print(f"{torch.get_num_threads()} thread(s): ms per update of the moving average (decay 0.9999), alone")
+    for network in ("nature", "small"):
+        model = _model(network)
+        callbacks = {"Lightning EMAWeightAveraging": EMAWeightAveraging(decay=0.9999), "visual_iq EMA": EMA(0.9999)}
+        times: dict[str, list[float]] = {name: [] for name in callbacks}
+        for callback in callbacks.values():
+            callback.setup(None, model, "fit")  # builds the AveragedModel as in a fit (the trainer is not read)
+        for _ in range(8):
+            for name, callback in callbacks.items():
+                for _ in range(25):
+                    started = time.perf_counter()
+                    callback._average_model.update_parameters(model)
+                    times[name].append(time.perf_counter() - started)
+        figures = ", ".join(f"{name} {1000 * statistics.median(values[5:]):.2f} ms" for name, values in times.items())
+        print(f"{network} CNN ({sum(p.numel() for p in model.parameters()):,} weights with the target network): {figures}")
+        # in place: whole updates at batch 64 followed by each callback's average update, alternating blocks
+        model = _model(network, batch_size=64)
+        batches, optimizer = model.build_batch_source(), model.configure_optimizers()
+        whole: dict[str, list[float]] = {"no average": [], **{name: [] for name in callbacks}}
+        for callback in callbacks.values():
+            callback.setup(None, model, "fit")
+        for _ in range(8):
+            for name in whole:
+                average = callbacks[name]._average_model if name in callbacks else None
+                whole[name] += _timed_updates(model, batches, optimizer,
+                                              after=(lambda a=average: a.update_parameters(model)) if average else None)
+        figures = ", ".join(f"{name} {1000 * statistics.median(values):.1f} ms" for name, values in whole.items())
+        print(f"  whole update, batch 64, fp32, medians of {len(whole['no average'])}: {figures}")
+
+
 def main() -> None:
     mode, threads = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(threads)
     if mode == "precision":
         precision()
+    elif mode == "ema":
+        ema()
     else:
         {"adam": adam, "profile": profile_updates}[mode](_model())
 
