@@ -4,7 +4,8 @@
 
 Plays the same ``--episodes`` games (env seeds ``--seed`` onwards; keep clear of the validation
 games at 10000+ and the test games at 20000+ when the answer is to choose an agent) greedily with
-argmax of the members' mean Q, and with each member alone, and prints the returns. An exploratory
+argmax of the members' mean Q, and with each member alone, and prints the returns (``--sample``: actions
+sampled from softmax(Q/α) instead of the argmax). An exploratory
 check: the package has no ensemble agent (docs/results.md, "An ensemble of seeds").
 """
 
@@ -26,6 +27,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-members", action="store_true", help="play only the ensemble")
+    parser.add_argument("--sample", action="store_true",
+                        help="sample actions from softmax(Q/alpha) (alpha of the first agent) instead of argmax")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     agents = [load_agent(path) for path in args.ckpts]
@@ -34,13 +37,18 @@ def main() -> None:
         if agent.settings != settings:
             parser.error(f"{path} was trained on other env settings than {args.ckpts[0]}")
 
+    torch.manual_seed(args.seed)
+
     def mean_q_policy(observations):
         q = torch.stack([agent.q_values(observations) for agent in agents]).mean(dim=0)
+        if args.sample:
+            return torch.distributions.Categorical(logits=q / agents[0].alpha).sample().cpu().numpy()
         return q.argmax(dim=1).cpu().numpy()
 
     players = [("ensemble of " + ", ".join(args.ckpts), mean_q_policy)]
     if not args.no_members:
-        players += [(path, agent.act) for path, agent in zip(args.ckpts, agents)]
+        players += [(path, lambda observations, agent=agent: agent.act(observations, sample=args.sample))
+                    for path, agent in zip(args.ckpts, agents)]
     for name, policy in players:
         start = time.perf_counter()
         result = evaluate(policy, settings, args.episodes, seed=args.seed)
