@@ -2,10 +2,10 @@
 
 Lightning's ``EMAWeightAveraging`` updates the average with a few small tensor ops per weight tensor (torch's
 per-tensor ``get_ema_avg_fn``): on one CPU thread of the team's machines that took 3.0–6.8 ms per update for the
-small CNN and 18–22 ms for the Nature CNN, up to a third of an online update. `EMA` is the same average, held by
+small CNN and 18–28 ms for the Nature CNN alone (~5–7 ms more per whole update, measured in place). `EMA` is the same average, held by
 the same Lightning `WeightAveraging` machinery (evaluations and checkpoints use it, the trained weights stay in
 the checkpoint as ``current_model_state``, resume works), but updated with torch's ``get_ema_multi_avg_fn``: one
-foreach ``lerp`` over all weights (0.65–0.8 / 1.6–2.1 ms there; docs/performance.md, "The moving average costs
+foreach ``lerp`` over all weights (0.65–0.95 / 1.6–2.1 ms there, ≤ 3 ms in place; docs/performance.md, "The moving average costs
 one foreach op").
 """
 
