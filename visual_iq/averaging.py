@@ -1,12 +1,12 @@
 """An exponential moving average of the weights, for evaluations and checkpoints, at a cost that fits the update.
 
 Lightning's ``EMAWeightAveraging`` updates the average with a few small tensor ops per weight tensor (torch's
-per-tensor ``get_ema_avg_fn``): on one CPU thread of the team's machines that took 3.0–6.8 ms per update for the
-small CNN and 18–28 ms for the Nature CNN alone (~5–7 ms more per whole update, measured in place). `EMA` is the same average, held by
-the same Lightning `WeightAveraging` machinery (evaluations and checkpoints use it, the trained weights stay in
-the checkpoint as ``current_model_state``, resume works), but updated with torch's ``get_ema_multi_avg_fn``: one
-foreach ``lerp`` over all weights (0.65–0.95 / 1.6–2.1 ms there, ≤ 3 ms in place; docs/performance.md, "The moving average costs
-one foreach op").
+per-tensor ``get_ema_avg_fn``): on one CPU thread of the team's machines that took 3.0–6.8 ms for the small
+CNN and 18–28 ms for the Nature CNN alone, ~5–7 ms more per whole update measured in place. `EMA` is the same
+average, held by the same Lightning `WeightAveraging` machinery (evaluations and checkpoints use it, the
+trained weights stay in the checkpoint as ``current_model_state``, resume works), but updated with torch's
+``get_ema_multi_avg_fn``: one foreach ``lerp`` over all weights (0.65–0.95 / 1.6–2.1 ms alone, ≤ 3 ms in
+place; docs/performance.md, "The moving average costs one foreach op").
 """
 
 from __future__ import annotations
