@@ -17,6 +17,7 @@ import torch
 
 from visual_iq.agent import load_agent
 from visual_iq.demos import episode_paths, load_episode
+from visual_iq.rewards import episode_q_values
 
 
 def main() -> None:
@@ -31,16 +32,14 @@ def main() -> None:
     gaps = []
     for path in episode_paths(args.demos)[: args.episodes]:
         episode = load_episode(path, agent.settings)
-        observations = torch.as_tensor(episode.observations(agent.settings.stack_size)[:-1])
         actions = torch.as_tensor(episode.actions.astype("int64"))
         q = {}
         for bf16 in (False, True):
             agent.q_net.bf16_trunk = bf16
-            with torch.no_grad():
-                q[bf16] = torch.cat([agent.q_net(observations[i:i + 512]) for i in range(0, len(observations), 512)])
+            q[bf16] = episode_q_values(agent, episode)[:-1]  # the states an action was taken in
         top2 = q[False].topk(2, dim=1).values
         gaps.append(top2[:, 0] - top2[:, 1])
-        totals["states"] += len(observations)
+        totals["states"] += len(actions)
         totals["differ"] += (q[False].argmax(1) != q[True].argmax(1)).sum().item()
         totals["abs_dq"] += (q[False] - q[True]).abs().mean(1).sum().item()
         totals["agree_fp32"] += (q[False].argmax(1) == actions).sum().item()
