@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from visual_iq.agent import load_agent
+from visual_iq.agent import load_agent, soft_q_actions
 from visual_iq.evaluation import evaluate
 
 
@@ -41,9 +41,7 @@ def main() -> None:
 
     def mean_q_policy(observations):
         q = torch.stack([agent.q_values(observations) for agent in agents]).mean(dim=0)
-        if args.sample:
-            return torch.distributions.Categorical(logits=q / agents[0].alpha).sample().cpu().numpy()
-        return q.argmax(dim=1).cpu().numpy()
+        return soft_q_actions(q, agents[0].alpha, args.sample)
 
     players = [("ensemble of " + ", ".join(args.ckpts), mean_q_policy)]
     if not args.no_members:

@@ -46,10 +46,14 @@ class SoftQAgent:
 
     def act(self, observations: np.ndarray | Tensor, sample: bool = False) -> np.ndarray:
         """Actions for a batch of observations: greedy (argmax Q), or sampled from softmax(Q/α)."""
-        q = self.q_values(observations)
-        if sample:
-            return torch.distributions.Categorical(logits=q / self.alpha).sample().cpu().numpy()
-        return q.argmax(dim=1).cpu().numpy()
+        return soft_q_actions(self.q_values(observations), self.alpha, sample)
+
+
+def soft_q_actions(q: Tensor, alpha: float, sample: bool = False) -> np.ndarray:
+    """Actions for a batch of Q values (B, actions): greedy (argmax Q), or sampled from softmax(Q/α)."""
+    if sample:
+        return torch.distributions.Categorical(logits=q / alpha).sample().cpu().numpy()
+    return q.argmax(dim=1).cpu().numpy()
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
