@@ -88,7 +88,9 @@ class LookaheadExpert:
         self.previous_towards: int | None = None
         self.phase = "no ball"  # what the last call did: "no ball", "following" or "planned"
 
-    def _ram(self) -> tuple[int, int, int]:
+    def positions(self) -> tuple[int, int, int]:
+        """(ball along the paddle's axis, ball towards the paddle, paddle position), read from the
+        RAM; both ball coordinates are 0 while no ball is in play."""
         ram = self.ale.getRAM()
         spec = self.spec
         return int(ram[spec.ball_along]), int(ram[spec.ball_towards]), int(ram[spec.paddle])
@@ -111,7 +113,7 @@ class LookaheadExpert:
             return 0
         return self.spec.increase if error > 0 else self.spec.decrease
 
-    def _simulate_step(self, action: int) -> tuple[float, bool]:
+    def emulate_step(self, action: int) -> tuple[float, bool]:
         """One agent step in the emulator: returns (reward, life lost or game over)."""
         lives = self.ale.lives()
         reward = 0.0
@@ -127,18 +129,18 @@ class LookaheadExpert:
         is won (value: +10, more if sooner).
         """
         total = 0.0
-        previous = self._ram()[1]
+        previous = self.positions()[1]
         bounced = False
         for step in range(self.spec.horizon):
-            _, _, paddle = self._ram()
-            reward, lost_life = self._simulate_step(self._move_to(target, paddle))
+            _, _, paddle = self.positions()
+            reward, lost_life = self.emulate_step(self._move_to(target, paddle))
             if lost_life or reward < 0:
                 return total - 100.0 + step * 0.01
             if reward > 0:
                 total += reward
                 if self.spec.fire is None:  # Pong: the rally is won, sooner is better
                     return total * 10.0 - step * 0.01
-            towards = self._ram()[1]
+            towards = self.positions()[1]
             moving = (towards - previous) * self.spec.approaching_sign
             previous = towards
             if moving < 0:
@@ -162,7 +164,7 @@ class LookaheadExpert:
             scores.append(float(np.min(samples)))
         return scores
 
-    def _close(self, towards: int) -> bool:
+    def is_close(self, towards: int) -> bool:
         """Whether the ball is close enough to the paddle's line to plan the hit."""
         start = self.spec.plan_from
         return start is None or (towards - start) * self.spec.approaching_sign >= 0
@@ -177,7 +179,7 @@ class LookaheadExpert:
         return self.spec.targets[int(np.argmax(value))]
 
     def __call__(self) -> int:
-        along, towards, paddle = self._ram()
+        along, towards, paddle = self.positions()
         previous, self.previous_towards = self.previous_towards, towards
         ball_visible = along != 0 and towards != 0
         if not ball_visible:
@@ -187,7 +189,7 @@ class LookaheadExpert:
             self.phase = "following"
             return 0
         approaching = (towards - previous) * self.spec.approaching_sign > 0
-        if approaching and not self._close(towards):
+        if approaching and not self.is_close(towards):
             approaching = False  # still far: keep following the ball (a visible, imitable rule)
             self.target = None
         if approaching and (self.target is None or self.steps_since_plan >= self.replan_every):

@@ -168,7 +168,7 @@ def record_expert(
         expert = LookaheadExpert(env)
         policy, on_reset, judge = (lambda _observation: expert()), expert.reset, None
         if agent is not None:
-            policy = judge = ExpertJudge(_greedy(agent), expert, expert_acts=True)
+            policy = judge = ExpertJudge(greedy_policy(agent), expert, expert_acts=True)
             on_reset = judge.start_episode
         written = record_episodes(
             env, policy, out, episodes=episodes, source="expert", seed=seed, on_reset=on_reset,
@@ -181,7 +181,8 @@ def record_expert(
     return written
 
 
-def _greedy(agent: SoftQAgent) -> Callable[[np.ndarray], int]:
+def greedy_policy(agent: SoftQAgent) -> Callable[[np.ndarray], int]:
+    """``observation -> action``: the agent's greedy action on one (unbatched) observation."""
     return lambda observation: int(agent.act(observation[None])[0])
 
 
@@ -206,7 +207,7 @@ def record_agent(
     agent = load_agent(ckpt, EnvSettings(game) if game is not None else None)
     settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
     env = make_env(settings)
-    policy, judge = _greedy(agent), None
+    policy, judge = greedy_policy(agent), None
     try:
         if expert_labels:
             from visual_iq.experts import LookaheadExpert
