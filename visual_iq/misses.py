@@ -117,8 +117,9 @@ def play_approaches(
             approaches.append(current)
             current = None
         returns.append(total)
-        missed = sum(a.outcome == MISSED for a in approaches if a.episode == index)
-        progress(f"episode {index + 1}/{episodes}: return {total:+.0f}, {missed} approaches missed")
+        own = [a for a in approaches if a.episode == index]
+        missed = sum(a.outcome == MISSED for a in own)
+        progress(f"episode {index + 1}/{episodes}: return {total:+.0f}, {missed} of {len(own)} approaches missed")
     return approaches, returns
 
 

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--takeover", type=int, default=3, help="expert play-outs per missed approach (default 3)")
     parser.add_argument("--sticky", type=float, default=STICKY_ACTIONS, help="sticky-action probability")
     parser.add_argument("--noop-max", type=int, default=NOOP_MAX, help="random no-ops after reset")
-    parser.add_argument("--max-steps", type=int, default=None, help="cut each episode after N agent steps (a quick look)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="cut each episode after N agent steps (a quick look)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     try:
