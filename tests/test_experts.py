@@ -32,6 +32,32 @@ def test_expert_plans_for_its_game_and_scores(game, steps, paddle_targets):
     assert lives[-1] == lives[0]  # Breakout: no life lost (Pong reports 0 lives throughout)
 
 
+def test_deterministic_plans_are_a_function_of_the_state():
+    """Planning in a private emulator without sticky actions gives the same target every time from
+    the same state; planning with the env's sticky actions does not (labels an imitator cannot fit)."""
+    env = make_env(EnvSettings("Pong", sticky_actions=0.25, noop_max=0))
+    sticky, exact = LookaheadExpert(env), LookaheadExpert(env, deterministic_plans=True)
+    env.reset(seed=11)
+    sticky.reset()
+    ale = sticky.ale
+    differ, states = 0, 0
+    previous = sticky.positions()[1]
+    while states < 8:
+        towards = sticky.positions()[1]
+        if previous and towards > previous and sticky.is_close(towards):  # approaching, in planning range
+            state = ale.cloneState()
+            ram = ale.getRAM().copy()
+            targets = [exact._plan() for _ in range(2)]
+            assert targets[0] == targets[1]
+            assert np.array_equal(ale.getRAM(), ram)  # the env's emulator is left where it was
+            differ += sticky._plan() != sticky._plan()
+            ale.restoreState(state)
+            states += 1
+        previous = towards
+        env.step(sticky())
+    assert differ >= 1
+
+
 def test_no_expert_for_other_games():
     with pytest.raises(ConfigError, match="no scripted expert for Seaquest; experts exist for Pong, Breakout"):
         LookaheadExpert(make_env("Seaquest"))
@@ -53,11 +79,13 @@ def test_record_tool_passes_env_flags_and_action_noise(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(visual_iq.recording, "record_expert", lambda settings, out, **kwargs: calls.append((settings, kwargs)))
     assert main(["--source", "expert", "--game", "Breakout", "--out", str(tmp_path), "--frame-skip", "2",
-                 "--stack-size", "3", "--terminal-on-life-loss", "--action-noise", "0.2", "--sticky", "0"]) == 0
+                 "--stack-size", "3", "--terminal-on-life-loss", "--action-noise", "0.2", "--sticky", "0",
+                 "--deterministic-plans", "--replan-every", "1"]) == 0
     settings, kwargs = calls[0]
     assert settings == EnvSettings("Breakout", frame_skip=2, stack_size=3, terminal_on_life_loss=True,
                                    sticky_actions=0.0)
     assert kwargs["action_noise"] == 0.2 and kwargs["judge_ckpt"] is None
+    assert kwargs["deterministic_plans"] is True and kwargs["replan_every"] == 1
     assert main(["--source", "expert", "--out", str(tmp_path), "--expert-labels", "--ckpt", "agent.ckpt"]) == 0
     assert calls[1][1]["judge_ckpt"] == "agent.ckpt"
     with pytest.raises(SystemExit):  # nothing to judge

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+from ale_py import ALEInterface, LoggerMode, roms
 
 from visual_iq.errors import ConfigError
 
@@ -56,6 +57,17 @@ _SPECS = {
 }
 
 
+def _planning_emulator(rom: str) -> ALEInterface:
+    """A private emulator of ``rom`` without sticky actions, for deterministic rollouts (states
+    are copied into it from the env's emulator with ``restoreState``)."""
+    ale = ALEInterface()
+    ale.setLoggerMode(LoggerMode.Error)
+    ale.setFloat("repeat_action_probability", 0.0)
+    ale.setInt("frame_skip", 1)
+    ale.loadROM(roms.get_rom_path(rom))
+    return ale
+
+
 class LookaheadExpert:
     """A planning expert for Pong or Breakout; call it with nothing, get the next action.
 
@@ -64,10 +76,15 @@ class LookaheadExpert:
     ``replan_every``: agent steps between full plans while the ball approaches (every step in
     between, the current target is re-checked and replaced by a safe one if it would miss);
     ``samples``: rollouts per candidate target (default: per game).
+    ``deterministic_plans``: simulate in a private copy of the emulator without sticky actions
+    instead of in the env's own (with them): a plan is then a fixed function of the emulator
+    state, so two experts in the same state choose the same target (with sticky rollouts they
+    choose differently ~5 % of the time, an imitator's labels noise it cannot learn away).
     """
 
     def __init__(
-        self, env: gym.Env, deadband: int = 12, replan_every: int = 6, samples: int | None = None
+        self, env: gym.Env, deadband: int = 12, replan_every: int = 6, samples: int | None = None,
+        deterministic_plans: bool = False,
     ) -> None:
         game = env.get_wrapper_attr("settings").game
         if game not in _SPECS:
@@ -79,6 +96,9 @@ class LookaheadExpert:
         self.deadband = deadband
         self.replan_every = replan_every
         self.samples = samples or self.spec.samples
+        self.planner = _planning_emulator(env.unwrapped._game) if deterministic_plans else self.ale
+        if deterministic_plans:
+            self.samples = 1  # every rollout of a target is the same
         self.reset()
 
     def reset(self) -> None:
@@ -88,10 +108,10 @@ class LookaheadExpert:
         self.previous_towards: int | None = None
         self.phase = "no ball"  # what the last call did: "no ball", "following" or "planned"
 
-    def positions(self) -> tuple[int, int, int]:
+    def positions(self, ale: ALEInterface | None = None) -> tuple[int, int, int]:
         """(ball along the paddle's axis, ball towards the paddle, paddle position), read from the
-        RAM; both ball coordinates are 0 while no ball is in play."""
-        ram = self.ale.getRAM()
+        RAM of ``ale`` (default: the env's); both ball coordinates are 0 while no ball is in play."""
+        ram = (ale or self.ale).getRAM()
         spec = self.spec
         return int(ram[spec.ball_along]), int(ram[spec.ball_towards]), int(ram[spec.paddle])
 
@@ -113,13 +133,14 @@ class LookaheadExpert:
             return 0
         return self.spec.increase if error > 0 else self.spec.decrease
 
-    def emulate_step(self, action: int) -> tuple[float, bool]:
-        """One agent step in the emulator: returns (reward, life lost or game over)."""
-        lives = self.ale.lives()
+    def emulate_step(self, action: int, ale: ALEInterface | None = None) -> tuple[float, bool]:
+        """One agent step in ``ale`` (default: the env's emulator): returns (reward, life lost or game over)."""
+        ale = ale or self.ale
+        lives = ale.lives()
         reward = 0.0
         for _ in range(self.frame_skip):
-            reward += self.ale.act(self.action_set[action])
-        return reward, self.ale.game_over() or self.ale.lives() < lives
+            reward += ale.act(self.action_set[action])
+        return reward, ale.game_over() or ale.lives() < lives
 
     def _score(self, target: int, until_bounce: bool = False) -> float:
         """Simulated value of sending the paddle to ``target`` for the coming rally.
@@ -129,18 +150,18 @@ class LookaheadExpert:
         is won (value: +10, more if sooner).
         """
         total = 0.0
-        previous = self.positions()[1]
+        previous = self.positions(self.planner)[1]
         bounced = False
         for step in range(self.spec.horizon):
-            _, _, paddle = self.positions()
-            reward, lost_life = self.emulate_step(self._move_to(target, paddle))
+            _, _, paddle = self.positions(self.planner)
+            reward, lost_life = self.emulate_step(self._move_to(target, paddle), self.planner)
             if lost_life or reward < 0:
                 return total - 100.0 + step * 0.01
             if reward > 0:
                 total += reward
                 if self.spec.fire is None:  # Pong: the rally is won, sooner is better
                     return total * 10.0 - step * 0.01
-            towards = self.positions()[1]
+            towards = self.positions(self.planner)[1]
             moving = (towards - previous) * self.spec.approaching_sign
             previous = towards
             if moving < 0:
@@ -152,16 +173,17 @@ class LookaheadExpert:
         return total
 
     def _scores(self, targets: tuple[int, ...], until_bounce: bool) -> list[float]:
-        """Worst simulated score of each target over ``samples`` rollouts; the state is restored."""
+        """Worst simulated score of each target over ``samples`` rollouts; the env's state is kept."""
         state, paddle_memory = self.ale.cloneState(), self.previous_paddle
         scores = []
         for target in targets:
             samples = []
             for _ in range(self.samples):  # sticky actions make each rollout a random sample
+                self.planner.restoreState(state)  # the env's own emulator, or the private copy
                 samples.append(self._score(target, until_bounce))
-                self.ale.restoreState(state)
                 self.previous_paddle = paddle_memory
             scores.append(float(np.min(samples)))
+        self.ale.restoreState(state)
         return scores
 
     def is_close(self, towards: int) -> bool:

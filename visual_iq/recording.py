@@ -149,10 +149,12 @@ class ExpertJudge:
 def record_expert(
     settings: EnvSettings, out: str | os.PathLike, *, episodes: int, seed: int = 0,
     action_noise: float = 0.0, judge_ckpt: str | os.PathLike | None = None,
-    progress: Callable[[str], None] = _progress,
+    deterministic_plans: bool = False, replan_every: int = 6, progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
     """Record the scripted look-ahead expert (Pong or Breakout).
 
+    ``deterministic_plans``, ``replan_every``: see `LookaheadExpert` (with both True and 1, the
+    expert's action is a function of the emulator state; its metadata records them).
     ``action_noise``: probability that a random action is executed instead of the expert's in
     each step (the expert's action is still the one recorded; see `NoisyActions`).
     ``judge_ckpt``: also ask this trained agent for its greedy action at every step and report how
@@ -165,14 +167,15 @@ def record_expert(
     if action_noise:
         env = NoisyActions(env, action_noise, seed=seed)
     try:
-        expert = LookaheadExpert(env)
+        expert = LookaheadExpert(env, deterministic_plans=deterministic_plans, replan_every=replan_every)
         policy, on_reset, judge = (lambda _observation: expert()), expert.reset, None
         if agent is not None:
             policy = judge = ExpertJudge(greedy_policy(agent), expert, expert_acts=True)
             on_reset = judge.start_episode
         written = record_episodes(
             env, policy, out, episodes=episodes, source="expert", seed=seed, on_reset=on_reset,
-            extra={"expert": "LookaheadExpert", "action_noise": action_noise}, progress=progress,
+            extra={"expert": "LookaheadExpert", "action_noise": action_noise,
+                   "deterministic_plans": deterministic_plans, "replan_every": replan_every}, progress=progress,
         )
     finally:
         env.close()

@@ -36,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="expert: probability of executing a random action instead of the expert's "
                              "(the expert's action is recorded; DART-style recovery demos)")
+    parser.add_argument("--deterministic-plans", action="store_true",
+                        help="expert: plan in a copy of the emulator without sticky actions, so the same "
+                             "state always gives the same plan (labels easier to imitate)")
+    parser.add_argument("--replan-every", type=int, default=6,
+                        help="expert: agent steps between full plans while the ball approaches (1: every step)")
     parser.add_argument("--expert-labels", action="store_true",
                         help="compare a trained agent (--ckpt) with the scripted expert (Pong, Breakout) at "
                              "every step and print how often they agreed, per situation: on the agent's own "
@@ -43,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.source == "agent" and args.ckpt is None:
         parser.error("--source agent needs --ckpt PATH")
+    if args.replan_every < 1:
+        parser.error(f"--replan-every must be >= 1, got {args.replan_every}")
     if args.expert_labels and (args.source == "human" or args.ckpt is None):
         parser.error("--expert-labels compares a trained agent with the expert: use --source agent or expert, and --ckpt PATH")
     return args
@@ -71,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             from visual_iq.recording import record_expert
 
             record_expert(settings_from_args(args), args.out, episodes=args.episodes or 1, seed=args.seed,
-                          action_noise=args.action_noise, judge_ckpt=args.ckpt if args.expert_labels else None)
+                          action_noise=args.action_noise, judge_ckpt=args.ckpt if args.expert_labels else None,
+                          deterministic_plans=args.deterministic_plans, replan_every=args.replan_every)
     except VisualIQError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
