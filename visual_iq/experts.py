@@ -79,7 +79,8 @@ class LookaheadExpert:
     ``deterministic_plans``: simulate in a private copy of the emulator without sticky actions
     instead of in the env's own (with them): a plan is then a fixed function of the emulator
     state, so two experts in the same state choose the same target (with sticky rollouts they
-    choose differently ~5 % of the time, an imitator's labels noise it cannot learn away).
+    choose different actions on ~4 % of planned-phase steps: label noise an imitator cannot learn
+    away; `benchmarks/expert_consistency.py`).
     """
 
     def __init__(
