@@ -32,18 +32,21 @@ from visual_iq.files import atomic_write_text
 MEMORY = ("target", "steps_since_plan", "previous_paddle", "previous_towards", "phase")
 
 
-def _actions(expert: LookaheadExpert, state, memory: dict, samples: int, fresh: bool) -> list[int]:
-    actions = []
-    for _ in range(samples):
-        expert.ale.restoreState(state)
-        for key, value in memory.items():
-            setattr(expert, key, value)
-        if fresh:
-            expert.target = None  # no committed target: plan from this state
-        actions.append(expert())
+def _restore(expert: LookaheadExpert, state, memory: dict) -> None:
     expert.ale.restoreState(state)
     for key, value in memory.items():
         setattr(expert, key, value)
+
+
+def _actions(expert: LookaheadExpert, state, memory: dict, samples: int, fresh: bool) -> list[int]:
+    """The actions of ``samples`` experts from ``state``; the expert and emulator are left as they were."""
+    actions = []
+    for _ in range(samples):
+        _restore(expert, state, memory)
+        if fresh:
+            expert.target = None  # no committed target: plan from this state
+        actions.append(expert())
+    _restore(expert, state, memory)
     return actions
 
 
@@ -65,9 +68,10 @@ def main() -> None:
     for episode in range(args.episodes):
         env.reset(seed=args.seed + episode)
         expert.reset()
-        previous, total, done = None, 0.0, False
+        total, done = 0.0, False
         while not done and (args.max_states is None or states < args.max_states):
             along, towards, _ = expert.positions()
+            previous = expert.previous_towards  # the ball's position at the expert's last call, one step ago
             if previous and along and towards > previous and expert.is_close(towards):
                 seen += 1
                 if seen % args.stride == 0:
@@ -77,7 +81,6 @@ def main() -> None:
                     fresh_pairs += [a == b for a, b in itertools.combinations(fresh, 2)]
                     memory_pairs += [a == b for a in own for b in fresh]
                     states += 1
-            previous = towards
             _, reward, terminated, truncated, _ = env.step(expert())
             total += float(reward)
             steps += 1
