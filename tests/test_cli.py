@@ -212,6 +212,9 @@ def test_snapshots_average_into_one_exported_agent(tmp_path, capsys):
     checkpoints = tmp_path / "smoke" / "version_0" / "checkpoints"
     snapshots = [checkpoints / f"snap-{step}.ckpt" for step in (20, 40, 60)]
     assert all(path.is_file() for path in snapshots)
+    older = torch.load(snapshots[1], weights_only=False)  # as written before the crop settings existed
+    older["env_settings"] = {k: v for k, v in older["env_settings"].items() if not k.startswith("crop_")}
+    torch.save(older, snapshots[1])
     averaged = tmp_path / "averaged.ckpt"
     assert export_main([*map(str, snapshots), str(averaged)]) == 0
     assert "the average of 3 checkpoints" in capsys.readouterr().out
@@ -423,6 +426,7 @@ def test_checkpoint_of_another_game_than_the_config_is_refused(tmp_path, capfd):
     ("method", "sqil", "sqil learns from policy samples"),
     ("frame_skip", "2", "demos in tests/data/catch was made with different env settings: frame_skip: 4 != 2"),
     ("lr_drop_at", "100", "invalid setting(s): lr_drop_at=100"),  # without lr_drop_to
+    ("crop_top", "34", "crop_top / crop_bottom are for Atari screens, not visual_iq/Catch-v0"),
 ])
 def test_invalid_settings_are_one_clear_error(tmp_path, capfd, setting, value, expected):
     assert _fit(tmp_path, f"--model.{setting}", value) == 1

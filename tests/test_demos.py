@@ -14,7 +14,7 @@ from visual_iq.demos import (
     save_episode,
 )
 from visual_iq.envs import EnvSettings, make_env
-from visual_iq.recording import record_episodes
+from visual_iq.recording import record_episodes, rerender_episode
 from visual_iq.tools.demos import main as demos_main
 
 SETTINGS = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=400)
@@ -224,3 +224,48 @@ def test_video(tmp_path):
     for name in ("out.mp4", "out.gif"):
         assert demos_main(["video", str(tmp_path / "demos"), "-o", str(tmp_path / name), "--max-steps", "20"]) == 0
         assert (tmp_path / name).stat().st_size > 1000
+
+
+CROP = {"crop_top": 34, "crop_bottom": 16}
+
+
+def test_render_replays_games_with_a_cropped_playfield(tmp_path):
+    """Sticky actions and no-op starts on: the replay must follow the recorded seed exactly."""
+    settings = EnvSettings("Pong", max_episode_frames=400)
+    rng = np.random.default_rng(0)
+    record_episodes(make_env(settings), lambda _obs: int(rng.integers(6)), tmp_path / "full", episodes=2,
+                    source="agent", seed=5, progress=lambda _message: None)
+    assert demos_main(["render", str(tmp_path / "full"), str(tmp_path / "crop"), "--crop-top", "34",
+                       "--crop-bottom", "16"]) == 0
+    for original, cropped in zip(load_episodes(tmp_path / "full"), load_episodes(tmp_path / "crop")):
+        assert cropped.settings == EnvSettings("Pong", max_episode_frames=400, **CROP)
+        assert np.array_equal(cropped.actions, original.actions) and np.array_equal(cropped.rewards, original.rewards)
+        assert cropped.extra["rerendered_from"] == original.settings.to_dict()
+        # the frames are what a cropped env shows when the same actions are played from the same seed
+        env = make_env(cropped.settings)
+        observation, _ = env.reset(seed=original.seed)
+        assert np.array_equal(observation[-1], cropped.frames[0])
+        for step, action in enumerate(original.actions):
+            observation, *_ = env.step(int(action))
+            assert np.array_equal(observation[-1], cropped.frames[step + 1]), step
+        assert not np.array_equal(cropped.frames, original.frames)
+        env.close()
+
+
+def test_render_refuses_a_game_that_does_not_replay(tmp_path, capsys):
+    [path] = _random_episodes(tmp_path / "full", count=1)
+    actions = load_episode(path).actions.copy()
+    actions[10:] = (actions[10:] + 1) % 6  # another game from step 10 on, as a planning expert's demos give
+    _rewrite(path, actions=actions)
+    assert demos_main(["render", str(tmp_path / "full"), str(tmp_path / "crop"), "--crop-top", "34"]) == 2
+    error = capsys.readouterr().err
+    assert str(path) in error and "does not replay exactly" in error
+    assert not list((tmp_path / "crop").glob("*.npz"))  # nothing half-made is left
+    with pytest.raises(DemoError, match="only frame settings can be re-rendered.*sticky_actions"):
+        rerender_episode(load_episode(path), EnvSettings("Pong", sticky_actions=0.25, noop_max=0, max_episode_frames=400))
+
+
+def test_cropped_demos_are_not_mixed_with_full_screens(tmp_path):
+    _random_episodes(tmp_path, count=1)
+    with pytest.raises(DemoError, match="crop_top: 0 != 34"):
+        load_episodes(tmp_path, EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=400, **CROP))

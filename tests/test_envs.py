@@ -1,9 +1,11 @@
 import dataclasses
 
+import cv2
+
 import numpy as np
 import pytest
 
-from visual_iq.envs import EnvSettings, EnvSettingsError, canonical_game, make_env, make_vector_env
+from visual_iq.envs import EnvSettings, EnvSettingsError, canonical_game, make_env, make_screen_env, make_vector_env
 
 
 @pytest.mark.parametrize("name", ["Pong", "pong", "ALE/Pong-v5", "PongNoFrameskip-v4", "Pong-v4"])
@@ -39,10 +41,11 @@ def test_settings_round_trip_and_differences():
         EnvSettings("Pong", sticky_actions=1.5)
 
 
-@pytest.mark.parametrize("game", ["Pong", "Breakout"])
-def test_vector_env_matches_make_env(game):
+@pytest.mark.parametrize("game,crop", [("Pong", {}), ("Breakout", {}), ("Pong", {"crop_top": 34, "crop_bottom": 16})],
+                         ids=["Pong", "Breakout", "Pong-cropped"])
+def test_vector_env_matches_make_env(game, crop):
     """Same seed and actions, no sticky actions and no no-op starts: identical observations."""
-    settings = EnvSettings(game, sticky_actions=0.0, noop_max=0)
+    settings = EnvSettings(game, sticky_actions=0.0, noop_max=0, **crop)
     env, vector_env = make_env(settings), make_vector_env(settings, num_envs=1)
     observation, _ = env.reset(seed=3)
     vector_observation, _ = vector_env.reset(seed=3)
@@ -63,6 +66,26 @@ def test_vector_env_matches_make_env(game):
             break
     assert rewards > 0  # the comparison covered steps with rewards
     vector_env.close()
+
+
+def test_crop_keeps_the_playfield_at_a_finer_scale():
+    settings = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, crop_top=34, crop_bottom=16)
+    screen, _ = make_screen_env(settings).reset(seed=0)
+    frame = make_env(settings).reset(seed=0)[0][-1]
+    assert screen.shape == (210, 160) and frame.shape == (84, 84)
+    assert np.array_equal(frame, cv2.resize(screen[34:194], (84, 84), interpolation=cv2.INTER_AREA))
+    # the walls (screen rows 24..33 and 194..209, another gray than the field) are gone: rows 0 and 83 are field
+    field = np.median(screen[100])
+    assert abs(np.median(screen[28]) - field) > 20 and abs(np.median(screen[200]) - field) > 20
+    assert np.median(frame[0]) == np.median(frame[83]) == field
+    with pytest.raises(EnvSettingsError, match="crop_top and crop_bottom must be >= 0"):
+        EnvSettings("Pong", crop_top=-1)
+    with pytest.raises(EnvSettingsError, match="leave 60 of Pong's 210 screen rows, fewer than screen_size 84"):
+        make_env(EnvSettings("Pong", crop_top=100, crop_bottom=50))
+    with pytest.raises(EnvSettingsError, match="fewer than screen_size 84"):
+        make_vector_env(EnvSettings("Pong", crop_top=100, crop_bottom=50), 1)
+    with pytest.raises(EnvSettingsError, match="for Atari screens"):
+        EnvSettings("visual_iq/Catch-v0", crop_top=2)
 
 
 @pytest.mark.parametrize("vector", [False, True], ids=["make_env", "make_vector_env"])

@@ -170,8 +170,10 @@ def _check_same_agent(path: Path, checkpoint: dict[str, Any], network: dict[str,
     ours, theirs = checkpoint["hyper_parameters"], first["hyper_parameters"]
     differences = [f"{key} {ours.get(key)!r} vs {theirs.get(key)!r}"
                    for key in ("network", "alpha") if ours.get(key) != theirs.get(key)]
-    if checkpoint["env_settings"] != first["env_settings"]:
-        differences.append("env settings")
+    # as settings, not dicts: a checkpoint written before a settings field existed has its default
+    settings_differ = EnvSettings.from_dict(checkpoint["env_settings"]).differences(EnvSettings.from_dict(first["env_settings"]))
+    if settings_differ:
+        differences.append("env settings: " + "; ".join(settings_differ))
     if not differences and ({k: v.shape for k, v in network.items()} != {k: v.shape for k, v in first_network.items()}):
         differences.append("weight shapes")
     if differences:

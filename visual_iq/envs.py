@@ -4,7 +4,9 @@
 every demo and every checkpoint so that a mismatch between data, model and env is caught.
 `make_env` builds the python pipeline (ALE v5 with ``frameskip=1`` + gymnasium's
 `AtariPreprocessing` + `FrameStackObservation`); `make_vector_env` builds ale-py's C++
-`AtariVectorEnv` with every setting that differs from its defaults set to match.
+`AtariVectorEnv` with every setting that differs from its defaults set to match. With
+``crop_top``/``crop_bottom`` both take full-size screens and `crop_and_resize` them, so the two
+pipelines stay identical.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ale_py
+import cv2
 import gymnasium as gym
+import numpy as np
 import torch
 from ale_py.registration import rom_id_to_name
 from ale_py.roms import get_all_rom_ids
@@ -33,8 +37,10 @@ CUSTOM_GAMES = ("visual_iq/Catch-v0",)
 STICKY_ACTIONS = 0.25
 """Default sticky-action probability: ALE v5's, used by recording, training and evaluation."""
 NOOP_MAX = 30
+ATARI_SCREEN = (210, 160)
+"""Height and width of every Atari 2600 screen in ALE."""
 """Default maximum of random no-ops after a reset."""
-FRAME_FIELDS = ("game", "frame_skip", "screen_size")
+FRAME_FIELDS = ("game", "frame_skip", "screen_size", "crop_top", "crop_bottom")
 """Settings that change the frames themselves: demos must match them."""
 OBSERVATION_FIELDS = FRAME_FIELDS + ("stack_size",)
 """Settings that change what the network sees: a checkpoint must match them."""
@@ -79,6 +85,11 @@ class EnvSettings:
     """Emulator frames per agent step; the last two are max-pooled."""
     screen_size: int = 84
     """Observation frames are ``screen_size`` x ``screen_size``."""
+    crop_top: int = 0
+    """Screen rows dropped above the playfield before resizing (Pong: 34, the score and top wall)."""
+    crop_bottom: int = 0
+    """Screen rows dropped below it (Pong: 16, the bottom wall). Cropping Pong's 210 x 160 screen to
+    its 160 x 160 playfield gives the 84 rows 1.9 screen rows each instead of 2.5."""
     stack_size: int = 4
     """Frames per observation; the first steps of an episode are padded with zero frames."""
     sticky_actions: float = STICKY_ACTIONS
@@ -104,12 +115,20 @@ class EnvSettings:
                 raise EnvSettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.noop_max < 0:
             raise EnvSettingsError(f"noop_max must be >= 0, got {self.noop_max}")
+        if self.crop_top < 0 or self.crop_bottom < 0:
+            raise EnvSettingsError(f"crop_top and crop_bottom must be >= 0, got {self.crop_top}, {self.crop_bottom}")
+        if self.cropped and not self.is_atari:
+            raise EnvSettingsError(f"crop_top / crop_bottom are for Atari screens, not {self.game}")
         if self.fire_on_new_life and not self.is_atari:
             raise EnvSettingsError(f"fire_on_new_life is for Atari games with lives, not {self.game}")
 
     @property
     def is_atari(self) -> bool:
         return self.game not in CUSTOM_GAMES
+
+    @property
+    def cropped(self) -> bool:
+        return bool(self.crop_top or self.crop_bottom)
 
     @property
     def env_id(self) -> str:
@@ -159,7 +178,7 @@ def make_env(
     render_mode: str | None = None,
     **overrides: Any,
 ) -> gym.Env:
-    """The single preprocessing pipeline: ALE v5 (frameskip 1) + AtariPreprocessing + frame stack.
+    """The single preprocessing pipeline: ALE v5 (frameskip 1) + AtariPreprocessing + crop/resize + frame stack.
 
     ``game`` is a name (``Pong``, ``ALE/Pong-v5``, ``PongNoFrameskip-v4``) or full `EnvSettings`;
     keyword overrides (``sticky_actions``, ``noop_max``, ...) replace fields of the settings.
@@ -176,6 +195,24 @@ def make_env(
         env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
         env.settings = settings  # type: ignore[attr-defined]
         return env
+    env = make_screen_env(settings, render_mode=render_mode)
+    env = gym.wrappers.TransformObservation(  # (also for no crop: AtariPreprocessing's own resize)
+        env, functools.partial(crop_and_resize, settings=settings),
+        gym.spaces.Box(0, 255, (settings.screen_size, settings.screen_size), np.uint8))
+    env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
+    if settings.fire_on_new_life:
+        env = FireOnNewLife(env, fire_action(settings.env_id))
+    env.settings = settings  # type: ignore[attr-defined]
+    return env
+
+
+def make_screen_env(settings: EnvSettings, render_mode: str | None = None) -> gym.Env:
+    """`make_env` before cropping, resizing and stacking: ALE v5 (frameskip 1) + AtariPreprocessing
+    at the full screen size, whose observations are the max-pooled (210, 160) gray screens.
+
+    The frames of any ``crop_*`` and ``screen_size`` are `crop_and_resize` of these screens, so one
+    game replayed here gives its frames under several settings at once (`visual_iq.recording.rerender_episode`).
+    """
     env = gym.make(
         settings.env_id,
         frameskip=1,
@@ -184,20 +221,52 @@ def make_env(
         full_action_space=False,
         render_mode=render_mode,
     )
-    env = AtariPreprocessing(
+    height, width = env.observation_space.shape[:2]
+    check_crop(settings, height)
+    return AtariPreprocessing(
         env,
         noop_max=settings.noop_max,
         frame_skip=settings.frame_skip,
-        screen_size=settings.screen_size,
+        screen_size=(width, height),
         terminal_on_life_loss=settings.terminal_on_life_loss,
         grayscale_obs=True,
         scale_obs=False,
     )
-    env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
-    if settings.fire_on_new_life:
-        env = FireOnNewLife(env, fire_action(settings.env_id))
-    env.settings = settings  # type: ignore[attr-defined]
-    return env
+
+
+def check_crop(settings: EnvSettings, screen_height: int) -> None:
+    """Raise `EnvSettingsError` if the crop leaves fewer screen rows than observation rows."""
+    rows = screen_height - settings.crop_top - settings.crop_bottom
+    if settings.cropped and rows < settings.screen_size:
+        raise EnvSettingsError(
+            f"crop_top {settings.crop_top} + crop_bottom {settings.crop_bottom} leave {rows} of {settings.game}'s "
+            f"{screen_height} screen rows, fewer than screen_size {settings.screen_size}")
+
+
+def crop_and_resize(frames: np.ndarray, settings: EnvSettings) -> np.ndarray:
+    """Full-size gray screens (..., H, W) -> their rows ``crop_top:H-crop_bottom`` resized to
+    ``screen_size`` squared with area interpolation (what `AtariPreprocessing` resizes with)."""
+    cropped = frames[..., settings.crop_top: frames.shape[-2] - settings.crop_bottom, :]
+    size = (settings.screen_size, settings.screen_size)
+    flat = cropped.reshape(-1, *cropped.shape[-2:])
+    out = np.empty((len(flat), *size), np.uint8)
+    for index, frame in enumerate(flat):
+        cv2.resize(frame, size, dst=out[index], interpolation=cv2.INTER_AREA)
+    return out.reshape(*frames.shape[:-2], *size)
+
+
+class _VectorCrop(gym.vector.VectorObservationWrapper):
+    """Crop and resize the full-size stacks of `AtariVectorEnv` (`crop_and_resize`)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, settings: EnvSettings) -> None:
+        super().__init__(env)
+        self.settings = settings
+        shape = (*env.single_observation_space.shape[:-2], settings.screen_size, settings.screen_size)
+        self.single_observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
+        self.observation_space = gym.spaces.Box(0, 255, (env.num_envs, *shape), np.uint8)
+
+    def observations(self, observations: np.ndarray) -> np.ndarray:
+        return crop_and_resize(observations, self.settings)
 
 
 @functools.lru_cache
@@ -243,14 +312,16 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
             [lambda: make_env(settings) for _ in range(num_envs)],
             autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
         )
+    if settings.cropped:
+        check_crop(settings, ATARI_SCREEN[0])
     env = AtariVectorEnv(
         settings.rom_id,
         num_envs,
         max_num_frames_per_episode=settings.max_episode_frames,
         repeat_action_probability=settings.sticky_actions,
         full_action_space=False,
-        img_height=settings.screen_size,
-        img_width=settings.screen_size,
+        img_height=ATARI_SCREEN[0] if settings.cropped else settings.screen_size,
+        img_width=ATARI_SCREEN[1] if settings.cropped else settings.screen_size,
         grayscale=True,
         stack_num=settings.stack_size,
         frameskip=settings.frame_skip,
@@ -261,6 +332,8 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
         use_fire_reset=False,
         num_threads=min(num_envs, torch.get_num_threads()),
     )
+    if settings.cropped:
+        env = _VectorCrop(env, settings)
     return VectorFireOnNewLife(env, fire_action(settings.env_id)) if settings.fire_on_new_life else env
 
 

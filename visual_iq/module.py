@@ -77,6 +77,8 @@ class IQLearn(L.LightningModule):
         noop_max: random no-ops after reset in acting and evaluation envs.
         frame_skip: emulator frames per agent step (the demos must have been recorded with it).
         stack_size: frames per observation (demos of any stack size work: frames are stored once).
+        crop_top, crop_bottom: screen rows dropped above and below before resizing (Pong's playfield:
+            34 and 16); demos must have been recorded or re-rendered (``tools/demos.py render``) so.
         terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
         fire_on_new_life: FIRE is pressed for the agent at every episode's and life's start (Breakout).
         num_envs: vectorised envs for online acting.
@@ -127,6 +129,8 @@ class IQLearn(L.LightningModule):
         noop_max: int = NOOP_MAX,
         frame_skip: int = 4,
         stack_size: int = 4,
+        crop_top: int = 0,
+        crop_bottom: int = 0,
         terminal_on_life_loss: bool = False,
         fire_on_new_life: bool = False,
         num_envs: int = 4,
@@ -148,7 +152,8 @@ class IQLearn(L.LightningModule):
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
-                                    stack_size=stack_size, terminal_on_life_loss=terminal_on_life_loss,
+                                    stack_size=stack_size, crop_top=crop_top, crop_bottom=crop_bottom,
+                                    terminal_on_life_loss=terminal_on_life_loss,
                                     fire_on_new_life=fire_on_new_life)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
                                         chi2_alpha=chi2_alpha, chi2_rows=chi2_rows, grad_penalty=grad_penalty,

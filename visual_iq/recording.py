@@ -2,7 +2,8 @@
 
 `record_episodes` runs any policy (a scripted expert, a trained agent) for N episodes and saves
 each one the moment it ends (built with `EpisodeBuilder`); `record_human` does the same for a
-person playing with the keyboard through `gymnasium.utils.play`.
+person playing with the keyboard through `gymnasium.utils.play`. `rerender_demos` replays recorded
+games to store their frames under other frame settings (a crop of the playfield, another size).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import gymnasium as gym
 import numpy as np
 
 from visual_iq.agent import SoftQAgent, load_agent
-from visual_iq.demos import EpisodeBuilder, next_episode_path, save_episode
-from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
-from visual_iq.errors import ConfigError
-from visual_iq.fire import EXECUTED_ACTION
+from visual_iq.demos import Episode, EpisodeBuilder, episode_paths, load_episode, next_episode_path, save_episode
+from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, crop_and_resize, fire_action, make_env,
+                            make_screen_env)
+from visual_iq.errors import ConfigError, DemoError
+from visual_iq.fire import EXECUTED_ACTION, FireOnNewLife
 
 if TYPE_CHECKING:
     from visual_iq.experts import LookaheadExpert
@@ -310,4 +312,59 @@ def record_human(
     finally:
         env.close()
     progress(f"saved {len(written)} episode(s) to {out}")
+    return written
+
+
+def rerender_episode(episode: Episode, settings: EnvSettings, where: str = "episode") -> Episode:
+    """The same game seen through other frame settings (``crop_*``, ``screen_size``): its actions
+    replayed from its seed in `make_screen_env`, every stored frame checked on the way.
+
+    Only frame settings may differ from the recording's. A game that does not replay exactly (an
+    expert that planned in the env's own emulator moved its random state, see ``--deterministic-plans``)
+    raises `DemoError` naming ``where`` and the first step that differs; nothing is returned then.
+    """
+    changed = [d for d in episode.settings.differences(settings) if d.split(":")[0] not in FRAME_FIELDS]
+    if changed:
+        raise DemoError(f"{where}: only frame settings can be re-rendered, these differ: " + "; ".join(changed))
+    if episode.seed is None:
+        raise DemoError(f"{where}: has no seed, so its game cannot be replayed")
+    env = make_screen_env(episode.settings)
+    if episode.settings.fire_on_new_life:
+        env = FireOnNewLife(env, fire_action(episode.settings.env_id))
+    try:
+        screen, _ = env.reset(seed=episode.seed)
+        frames = [crop_and_resize(screen, settings)]
+        for step in range(episode.length + 1):
+            if not np.array_equal(crop_and_resize(screen, episode.settings), episode.frames[step]):
+                raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another frame at "
+                                f"step {step} of {episode.length}: the game does not replay exactly")
+            if step == episode.length:
+                break
+            screen, reward, terminated, truncated, _ = env.step(int(episode.actions[step]))
+            if reward != episode.rewards[step] or (terminated or truncated) != (step == episode.length - 1):
+                raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another reward or "
+                                f"episode end at step {step} of {episode.length}: the game does not replay exactly")
+            frames.append(crop_and_resize(screen, settings))
+    finally:
+        env.close()
+    return dataclasses.replace(episode, frames=np.stack(frames), settings=settings,
+                               extra={**episode.extra, "rerendered_from": episode.settings.to_dict()})
+
+
+def rerender_demos(source: str | os.PathLike, out: str | os.PathLike, settings_changes: dict[str, Any],
+                   progress: Callable[[str], None] = _progress) -> list[Path]:
+    """`rerender_episode` every episode of directory ``source`` into ``out`` under the same file
+    names, with ``settings_changes`` (e.g. ``{"crop_top": 34, "crop_bottom": 16}``) applied to its
+    settings. Episodes already in ``out`` are kept (an interrupted run resumes); each is written atomically."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in episode_paths(source):
+        target = out / path.name
+        if not target.exists():
+            episode = load_episode(path)
+            settings = dataclasses.replace(episode.settings, **settings_changes)
+            save_episode(rerender_episode(episode, settings, where=str(path)), target)
+            progress(f"{target}: {episode.length} steps re-rendered")
+        written.append(target)
     return written

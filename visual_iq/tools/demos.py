@@ -1,4 +1,5 @@
-"""``python tools/demos.py info DIR [--json]`` and ``python tools/demos.py video DIR -o out.mp4``."""
+"""``python tools/demos.py info DIR [--json]``, ``video DIR -o out.mp4`` and
+``render DIR OUT --crop-top 34 --crop-bottom 16`` (the same games under other frame settings)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,18 @@ def _video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render(args: argparse.Namespace) -> int:
+    from visual_iq.recording import rerender_demos  # imports the envs; info and video do without
+
+    changes = {key: value for key, value in (("crop_top", args.crop_top), ("crop_bottom", args.crop_bottom),
+                                             ("screen_size", args.screen_size)) if value is not None}
+    if not changes:
+        raise DemoError("render: give at least one of --crop-top, --crop-bottom, --screen-size")
+    written = rerender_demos(args.directory, args.output, changes)
+    print(f"{args.output}: {len(written)} episodes of {args.directory} with {changes}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/demos.py", description="Inspect recorded demonstrations.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     video.add_argument("--fps", type=int, default=30)
     video.add_argument("--max-steps", type=int, default=None, help="render only the first N steps")
     video.set_defaults(run=_video)
+    render = commands.add_parser("render", help="replay each episode from its seed and store its frames with other "
+                                                "frame settings (only games that replay exactly, e.g. --deterministic-plans demos)")
+    render.add_argument("directory")
+    render.add_argument("output", help="directory for the re-rendered episodes (kept ones are not redone)")
+    render.add_argument("--crop-top", type=int, default=None, help="screen rows dropped above (Pong: 34)")
+    render.add_argument("--crop-bottom", type=int, default=None, help="screen rows dropped below (Pong: 16)")
+    render.add_argument("--screen-size", type=int, default=None, help="frame side length (84 as recorded)")
+    render.set_defaults(run=_render)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
