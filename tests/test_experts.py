@@ -80,10 +80,10 @@ def test_record_tool_passes_env_flags_and_action_noise(monkeypatch, tmp_path):
     monkeypatch.setattr(visual_iq.recording, "record_expert", lambda settings, out, **kwargs: calls.append((settings, kwargs)))
     assert main(["--source", "expert", "--game", "Breakout", "--out", str(tmp_path), "--frame-skip", "2",
                  "--stack-size", "3", "--terminal-on-life-loss", "--action-noise", "0.2", "--sticky", "0",
-                 "--deterministic-plans", "--replan-every", "1"]) == 0
+                 "--deterministic-plans", "--replan-every", "1", "--crop-top", "30", "--crop-bottom", "10"]) == 0
     settings, kwargs = calls[0]
     assert settings == EnvSettings("Breakout", frame_skip=2, stack_size=3, terminal_on_life_loss=True,
-                                   sticky_actions=0.0)
+                                   sticky_actions=0.0, crop_top=30, crop_bottom=10)
     assert kwargs["action_noise"] == 0.2 and kwargs["judge_ckpt"] is None
     assert kwargs["deterministic_plans"] is True and kwargs["replan_every"] == 1
     assert main(["--source", "expert", "--out", str(tmp_path), "--expert-labels", "--ckpt", "agent.ckpt"]) == 0

@@ -29,6 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="human/expert: emulator frames per agent step (agent: the checkpoint's)")
     parser.add_argument("--stack-size", type=int, default=4,
                         help="human/expert: frames per observation (agent: the checkpoint's)")
+    parser.add_argument("--crop-top", type=int, default=0,
+                        help="human/expert: screen rows dropped above before resizing (Pong's playfield: 34)")
+    parser.add_argument("--crop-bottom", type=int, default=0,
+                        help="human/expert: screen rows dropped below before resizing (Pong's playfield: 16)")
     parser.add_argument("--terminal-on-life-loss", action="store_true",
                         help="human/expert: end an episode when a life is lost")
     parser.add_argument("--fps", type=int, default=15, help="human: agent steps per second (15 = real time)")
@@ -59,6 +63,7 @@ def settings_from_args(args: argparse.Namespace) -> EnvSettings:
     """The env settings a human or expert recording uses."""
     return EnvSettings(args.game or "Pong", sticky_actions=args.sticky, noop_max=args.noop_max,
                        frame_skip=args.frame_skip, stack_size=args.stack_size,
+                       crop_top=args.crop_top, crop_bottom=args.crop_bottom,
                        terminal_on_life_loss=args.terminal_on_life_loss)
 
 
