@@ -60,5 +60,6 @@ def test_imports_only_point_down():
 
 def test_module_stays_small():
     # module.py composes the pieces; the bound catches their logic creeping into it (it was 300
-    # until the whole-update path's hooks came in, its logic in visual_iq/whole_update.py).
-    assert len((PACKAGE / "module.py").read_text().splitlines()) < 330
+    # until the whole-update path's hooks came in, its logic in visual_iq/whole_update.py; 330 until
+    # the crop settings' two arguments, which are settings, not logic).
+    assert len((PACKAGE / "module.py").read_text().splitlines()) < 335

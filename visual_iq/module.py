@@ -77,8 +77,7 @@ class IQLearn(L.LightningModule):
         noop_max: random no-ops after reset in acting and evaluation envs.
         frame_skip: emulator frames per agent step (the demos must have been recorded with it).
         stack_size: frames per observation (demos of any stack size work: frames are stored once).
-        crop_top, crop_bottom: screen rows dropped above and below before resizing (Pong's playfield:
-            34 and 16); demos must have been recorded or re-rendered (``tools/demos.py render``) so.
+        crop_top, crop_bottom: screen rows dropped above / below before resizing (Pong's playfield: 34, 16).
         terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
         fire_on_new_life: FIRE is pressed for the agent at every episode's and life's start (Breakout).
         num_envs: vectorised envs for online acting.
@@ -153,8 +152,7 @@ class IQLearn(L.LightningModule):
         check_hyperparameters(self.hparams)
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
                                     stack_size=stack_size, crop_top=crop_top, crop_bottom=crop_bottom,
-                                    terminal_on_life_loss=terminal_on_life_loss,
-                                    fire_on_new_life=fire_on_new_life)
+                                    terminal_on_life_loss=terminal_on_life_loss, fire_on_new_life=fire_on_new_life)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
                                         chi2_alpha=chi2_alpha, chi2_rows=chi2_rows, grad_penalty=grad_penalty,
                                         next_value=next_value)
