@@ -37,9 +37,9 @@ CUSTOM_GAMES = ("visual_iq/Catch-v0",)
 STICKY_ACTIONS = 0.25
 """Default sticky-action probability: ALE v5's, used by recording, training and evaluation."""
 NOOP_MAX = 30
+"""Default maximum of random no-ops after a reset."""
 ATARI_SCREEN = (210, 160)
 """Height and width of every Atari 2600 screen in ALE."""
-"""Default maximum of random no-ops after a reset."""
 FRAME_FIELDS = ("game", "frame_skip", "screen_size", "crop_top", "crop_bottom")
 """Settings that change the frames themselves: demos must match them."""
 OBSERVATION_FIELDS = FRAME_FIELDS + ("stack_size",)
