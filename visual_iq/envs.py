@@ -119,6 +119,11 @@ class EnvSettings:
             raise EnvSettingsError(f"crop_top and crop_bottom must be >= 0, got {self.crop_top}, {self.crop_bottom}")
         if self.cropped and not self.is_atari:
             raise EnvSettingsError(f"crop_top / crop_bottom are for Atari screens, not {self.game}")
+        rows = ATARI_SCREEN[0] - self.crop_top - self.crop_bottom
+        if self.cropped and rows < self.screen_size:
+            raise EnvSettingsError(
+                f"crop_top {self.crop_top} + crop_bottom {self.crop_bottom} leave {rows} of {self.game}'s "
+                f"{ATARI_SCREEN[0]} screen rows, fewer than screen_size {self.screen_size}")
         if self.fire_on_new_life and not self.is_atari:
             raise EnvSettingsError(f"fire_on_new_life is for Atari games with lives, not {self.game}")
 
@@ -222,7 +227,6 @@ def make_screen_env(settings: EnvSettings, render_mode: str | None = None) -> gy
         render_mode=render_mode,
     )
     height, width = env.observation_space.shape[:2]
-    check_crop(settings, height)
     return AtariPreprocessing(
         env,
         noop_max=settings.noop_max,
@@ -232,15 +236,6 @@ def make_screen_env(settings: EnvSettings, render_mode: str | None = None) -> gy
         grayscale_obs=True,
         scale_obs=False,
     )
-
-
-def check_crop(settings: EnvSettings, screen_height: int) -> None:
-    """Raise `EnvSettingsError` if the crop leaves fewer screen rows than observation rows."""
-    rows = screen_height - settings.crop_top - settings.crop_bottom
-    if settings.cropped and rows < settings.screen_size:
-        raise EnvSettingsError(
-            f"crop_top {settings.crop_top} + crop_bottom {settings.crop_bottom} leave {rows} of {settings.game}'s "
-            f"{screen_height} screen rows, fewer than screen_size {settings.screen_size}")
 
 
 def crop_and_resize(frames: np.ndarray, settings: EnvSettings) -> np.ndarray:
@@ -312,8 +307,6 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
             [lambda: make_env(settings) for _ in range(num_envs)],
             autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
         )
-    if settings.cropped:
-        check_crop(settings, ATARI_SCREEN[0])
     env = AtariVectorEnv(
         settings.rom_id,
         num_envs,
