@@ -1,11 +1,14 @@
 import dataclasses
 
 import cv2
+import gymnasium as gym
 
 import numpy as np
 import pytest
 
-from visual_iq.envs import EnvSettings, EnvSettingsError, canonical_game, make_env, make_screen_env, make_vector_env
+from visual_iq import envs
+from visual_iq.envs import (EnvSettings, EnvSettingsError, canonical_game, crop_and_resize, make_env, make_screen_env,
+                           make_vector_env)
 
 
 @pytest.mark.parametrize("name", ["Pong", "pong", "ALE/Pong-v5", "PongNoFrameskip-v4", "Pong-v4"])
@@ -66,6 +69,54 @@ def test_vector_env_matches_make_env(game, crop):
             break
     assert rewards > 0  # the comparison covered steps with rewards
     vector_env.close()
+
+
+class _ScriptedStacks(gym.vector.VectorEnv):
+    """A vector env that returns the full-size stacks it is given, one array per reset/step."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def __init__(self, stacks: list[np.ndarray]) -> None:
+        self.stacks = iter(stacks)
+        self.num_envs = len(stacks[0])
+        self.single_observation_space = gym.spaces.Box(0, 255, stacks[0].shape[1:], np.uint8)
+        self.observation_space = gym.spaces.Box(0, 255, stacks[0].shape, np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        return next(self.stacks), {}
+
+    def step(self, actions):
+        zeros = np.zeros(self.num_envs)
+        return next(self.stacks), zeros, zeros.astype(bool), zeros.astype(bool), {}
+
+
+def test_vector_crop_reuses_resized_frames_exactly(monkeypatch):
+    """Stacks that shift by a frame reuse their resized frames; a reset (zero padding) or any other
+    stack is resized whole; either way the output is `crop_and_resize` of the full-size stack."""
+    settings = EnvSettings("Pong", crop_top=34, crop_bottom=16)
+    rng = np.random.default_rng(0)
+    new_frame = lambda: rng.integers(0, 256, (210, 160), np.uint8)  # noqa: E731
+    stacks = [np.stack([np.stack([new_frame() for _ in range(4)]) for _ in range(3)])]
+    for step in range(1, 7):
+        stack = np.concatenate([stacks[-1][:, 1:], np.stack([new_frame() for _ in range(3)])[:, None]], axis=1)
+        if step == 3:
+            stack[1, :3] = 0  # env 1 resets: zero padding before its first frame
+        if step == 5:
+            stack[2] = rng.integers(0, 256, (4, 210, 160), np.uint8)  # no relation to the previous stack
+        stacks.append(stack)
+    resized_frames = []
+
+    def counting(frames, settings):
+        resized_frames.append(frames[..., 0, 0].size)
+        return crop_and_resize(frames, settings)
+
+    monkeypatch.setattr(envs, "crop_and_resize", counting)
+    env = envs._VectorCrop(_ScriptedStacks(stacks), settings)
+    outputs = [env.reset()[0]] + [env.step(np.zeros(3, int))[0] for _ in range(6)]
+    for output, stack in zip(outputs, stacks):
+        assert np.array_equal(output, crop_and_resize(stack, settings))
+    # 12 frames at the reset, then 3 per step, plus 3 for env 1's reset stack and 3 for env 2's jump
+    assert sum(resized_frames) == 12 + 6 * 3 + 3 + 3
 
 
 def test_crop_keeps_the_playfield_at_a_finer_scale():

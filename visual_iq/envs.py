@@ -251,7 +251,12 @@ def crop_and_resize(frames: np.ndarray, settings: EnvSettings) -> np.ndarray:
 
 
 class _VectorCrop(gym.vector.VectorObservationWrapper):
-    """Crop and resize the full-size stacks of `AtariVectorEnv` (`crop_and_resize`)."""
+    """Crop and resize the full-size stacks of `AtariVectorEnv` (`crop_and_resize`).
+
+    A step shifts every stack by one frame, so where a stack's older frames are the ones the env's
+    previous stack ended with, their resized copies are reused and only the newest frame is resized
+    (a reset's zero padding does not match and is resized whole). Same output, ~4x fewer resizes.
+    """
 
     def __init__(self, env: gym.vector.VectorEnv, settings: EnvSettings) -> None:
         super().__init__(env)
@@ -259,9 +264,18 @@ class _VectorCrop(gym.vector.VectorObservationWrapper):
         shape = (*env.single_observation_space.shape[:-2], settings.screen_size, settings.screen_size)
         self.single_observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
         self.observation_space = gym.spaces.Box(0, 255, (env.num_envs, *shape), np.uint8)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (full-size, resized) stacks
 
     def observations(self, observations: np.ndarray) -> np.ndarray:
-        return crop_and_resize(observations, self.settings)
+        resized = np.empty((len(observations), *self.single_observation_space.shape), np.uint8)
+        for index, stack in enumerate(observations):
+            if self._previous is not None and np.array_equal(stack[:-1], self._previous[0][index, 1:]):
+                resized[index, :-1] = self._previous[1][index, 1:]
+                resized[index, -1] = crop_and_resize(stack[-1], self.settings)
+            else:
+                resized[index] = crop_and_resize(stack, self.settings)
+        self._previous = (observations.copy(), resized.copy())
+        return resized
 
 
 @functools.lru_cache
