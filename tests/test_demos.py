@@ -12,6 +12,7 @@ from visual_iq.demos import (
     load_episodes,
     next_episode_path,
     save_episode,
+    summarize,
 )
 from visual_iq.envs import EnvSettings, make_env
 from visual_iq.recording import record_episodes, rerender_episode
@@ -212,6 +213,20 @@ def test_info_json(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["episodes"] == 2 and summary["steps"] == 200 and summary["game"] == "Pong"
     assert summary["return_mean"] <= 0 and "return_std" in summary
+
+
+def test_summarize_counts_action_shares_and_repeats_within_episodes():
+    first = _episode(steps=4, actions=np.array([0, 0, 2, 2], np.int16))  # 2 repeats of 3 pairs
+    second = _episode(steps=2, actions=np.array([2, 3], np.int16))  # 0 of 1; no pair across episodes
+    summary = summarize([first, second])
+    assert summary["action_shares"] == pytest.approx([2 / 6, 0.0, 3 / 6, 1 / 6])
+    assert summary["repeat_share"] == pytest.approx(2 / 4)
+
+
+def test_info_prints_action_figures(tmp_path, capsys):
+    _random_episodes(tmp_path, count=1)
+    assert demos_main(["info", str(tmp_path)]) == 0
+    assert "same action as the step before" in capsys.readouterr().out
 
 
 def test_info_reports_bad_directory(tmp_path, capsys):

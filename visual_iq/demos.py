@@ -336,9 +336,16 @@ def load_episodes(
 
 
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
-    """The figures ``tools/demos.py info`` prints: counts, return statistics, game, settings."""
+    """The figures ``tools/demos.py info`` prints: counts, return statistics, game, settings, and how
+    the demonstrator acts: each action's share of the steps (index = action) and ``repeat_share``,
+    how often an action equals the one before it in its episode. A demonstrator that mostly idles
+    and repeats (smooth) was measured to be far easier to imitate than a jittery one on Pong
+    (demos/README.md), so these are the first figures to compare between two sets of demos."""
     returns = np.array([episode.episode_return for episode in episodes], dtype=np.float64)
     settings = episodes[0].settings
+    actions = np.concatenate([np.asarray(episode.actions, dtype=np.int64) for episode in episodes])
+    repeats = sum(int(np.sum(episode.actions[1:] == episode.actions[:-1])) for episode in episodes)
+    pairs = sum(max(episode.length - 1, 0) for episode in episodes)
     return {
         "episodes": len(episodes),
         "steps": int(sum(episode.length for episode in episodes)),
@@ -346,6 +353,8 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
         "return_std": float(returns.std()),
         "return_min": float(returns.min()),
         "return_max": float(returns.max()),
+        "action_shares": [float(share) for share in np.bincount(actions) / max(len(actions), 1)],
+        "repeat_share": repeats / pairs if pairs else float("nan"),
         "game": settings.game,
         "sources": sorted({episode.source for episode in episodes}),
         "settings": settings.to_dict(),

@@ -49,6 +49,8 @@ def _info(args: argparse.Namespace) -> int:
         f"return mean {summary['return_mean']:.2f} std {summary['return_std']:.2f} "
         f"min {summary['return_min']:.0f} max {summary['return_max']:.0f}"
     )
+    shares = " ".join(f"{action}:{share:.3f}" for action, share in enumerate(summary["action_shares"]))
+    print(f"action shares {shares}; same action as the step before {summary['repeat_share']:.3f}")
     print(f"sources: {', '.join(summary['sources'])}")
     print("settings: " + ", ".join(f"{key}={value}" for key, value in summary["settings"].items()))
     return 0
