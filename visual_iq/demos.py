@@ -345,10 +345,10 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
     settings = episodes[0].settings
     actions = np.concatenate([np.asarray(episode.actions, dtype=np.int64) for episode in episodes])
     repeats = sum(int(np.sum(episode.actions[1:] == episode.actions[:-1])) for episode in episodes)
-    pairs = sum(max(episode.length - 1, 0) for episode in episodes)
+    pairs = len(actions) - sum(episode.length > 0 for episode in episodes)  # consecutive steps within an episode
     return {
         "episodes": len(episodes),
-        "steps": int(sum(episode.length for episode in episodes)),
+        "steps": len(actions),
         "return_mean": float(returns.mean()),
         "return_std": float(returns.std()),
         "return_min": float(returns.min()),
