@@ -50,9 +50,10 @@ _SPECS = {
         targets=tuple(range(38, 206, 6)), rest=120, horizon=150, fire=None, samples=1, plan_from=131,
     ),
     # Breakout: RIGHT (2) increases paddle x, LEFT (3) decreases. The ball approaches when y grows.
-    # The paddle meets the ball at y ~174-183; planning from y 140 (following the ball before, as in
-    # Pong) kept the return (3 games: +368 against ~+325 planning from the ball's turn) and made the
-    # approach visible in the frames; from 155 or later the plan starts too late (+37 ... +147).
+    # The paddle meets the ball at y ~174-183. Planning from y 140 (following the ball before, as in
+    # Pong, so the approach is a visible function of the frames) costs a third of the return: +214
+    # on seeds 1000-1019 against +324 planning from the ball's turn; from 155 on the plan starts too
+    # late (+37 ... +147 on three games). docs/results.md "A Breakout expert that plans late".
     "Breakout": _GameSpec(
         ball_along=99, ball_towards=101, paddle=72, increase=2, decrease=3, approaching_sign=1,
         targets=tuple(range(55, 200, 5)), rest=120, horizon=90, fire=1, samples=2, plan_from=140,
