@@ -120,3 +120,25 @@ def test_judge_asks_the_expert_before_each_step_and_counts_agreement_by_phase(tm
     assert np.array_equal(frames, recorded.frames)
     assert shadow.agreement()["all"] == pytest.approx(np.mean(recorded.actions == 0))
     assert "agreement with the expert on the expert's states: " in shadow.report()
+
+
+def test_breakout_expert_follows_the_ball_and_plans_only_the_last_steps():
+    """As Pong's, the Breakout expert plans only once the falling ball is close (y >= plan_from),
+    so most of each approach is the visible rule "follow the ball" (demos/breakout_late)."""
+    env = make_env(EnvSettings("Breakout", sticky_actions=0.0, noop_max=0))
+    expert = LookaheadExpert(env)
+    env.reset(seed=5)
+    expert.reset()
+    planned_heights, followed_while_falling = [], 0
+    previous = 0
+    for _ in range(300):
+        action = expert()
+        _, towards, _ = expert.positions()
+        if expert.phase == "planned":
+            planned_heights.append(towards)
+        elif previous and towards > previous:  # the ball falls towards the paddle, not yet planned
+            followed_while_falling += 1
+        previous = towards
+        env.step(action)
+    assert planned_heights and min(planned_heights) >= expert.spec.plan_from == 140
+    assert followed_while_falling > len(planned_heights)
