@@ -223,6 +223,15 @@ def test_summarize_counts_action_shares_and_repeats_within_episodes():
     assert summary["repeat_share"] == pytest.approx(2 / 4)
 
 
+def test_info_json_is_standard_when_no_episode_has_two_steps(tmp_path, capsys):
+    save_episode(_episode(steps=1, actions=np.array([3], np.int16)), tmp_path / "episode_00000.npz")
+    assert demos_main(["info", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"non-standard {name}"))
+    assert summary["repeat_share"] is None and summary["action_shares"] == [0.0, 0.0, 0.0, 1.0]
+    assert demos_main(["info", str(tmp_path)]) == 0
+    assert "same action as the step before n/a" in capsys.readouterr().out
+
+
 def test_info_prints_action_figures(tmp_path, capsys):
     _random_episodes(tmp_path, count=1)
     assert demos_main(["info", str(tmp_path)]) == 0

@@ -338,7 +338,8 @@ def load_episodes(
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
     """The figures ``tools/demos.py info`` prints: counts, return statistics, game, settings, and how
     the demonstrator acts: each action's share of the steps (index = action) and ``repeat_share``,
-    how often an action equals the one before it in its episode. A demonstrator that mostly idles
+    how often an action equals the one before it in its episode (None when no episode has two
+    steps, so ``info --json`` stays standard JSON). A demonstrator that mostly idles
     and repeats (smooth) was measured to be far easier to imitate than a jittery one on Pong
     (demos/README.md), so these are the first figures to compare between two sets of demos."""
     returns = np.array([episode.episode_return for episode in episodes], dtype=np.float64)
@@ -354,7 +355,7 @@ def summarize(episodes: list[Episode]) -> dict[str, Any]:
         "return_min": float(returns.min()),
         "return_max": float(returns.max()),
         "action_shares": [float(share) for share in np.bincount(actions) / max(len(actions), 1)],
-        "repeat_share": repeats / pairs if pairs else float("nan"),
+        "repeat_share": repeats / pairs if pairs else None,
         "game": settings.game,
         "sources": sorted({episode.source for episode in episodes}),
         "settings": settings.to_dict(),

@@ -50,7 +50,8 @@ def _info(args: argparse.Namespace) -> int:
         f"min {summary['return_min']:.0f} max {summary['return_max']:.0f}"
     )
     shares = " ".join(f"{action}:{share:.3f}" for action, share in enumerate(summary["action_shares"]))
-    print(f"action shares {shares}; same action as the step before {summary['repeat_share']:.3f}")
+    repeat_share = "n/a" if summary["repeat_share"] is None else f"{summary['repeat_share']:.3f}"
+    print(f"action shares {shares}; same action as the step before {repeat_share}")
     print(f"sources: {', '.join(summary['sources'])}")
     print("settings: " + ", ".join(f"{key}={value}" for key, value in summary["settings"].items()))
     return 0
