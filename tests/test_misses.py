@@ -43,7 +43,8 @@ def test_an_idle_paddle_misses_and_the_expert_saves_those_approaches():
 def test_the_tool_on_the_expert_and_on_an_agent(tmp_path, capsys):
     out = tmp_path / "misses.json"
     assert main(["--expert", "--episodes", "1", "--seed", "5", "--max-steps", "200", "--json", str(out)]) == 0
-    expert = json.loads(out.read_text())
+    expert = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}"))
+    assert expert["takeover_saved"] is None  # the expert takes over from no one: null, not NaN
     assert expert["player"] == "expert" and expert["approaches"] >= 2 and expert["miss_rate"] <= 0.25
     assert expert["agreement"][RETURNED]["close_first_half"] == 1.0  # the expert's action is its own label
     assert "approaches per episode" in capsys.readouterr().out

@@ -123,20 +123,21 @@ def play_approaches(
     return approaches, returns
 
 
-def _mean(values: list[bool]) -> float:
-    return float(np.mean(values)) if values else float("nan")
+def _mean(values: list) -> float | None:
+    """The mean, or None (JSON null) for no values: NaN is not standard JSON."""
+    return float(np.mean(values)) if values else None
 
 
 def summarise(approaches: list[Approach], returns: list[float]) -> dict:
     """The figures of `play_approaches`: approaches per episode, share missed, agreement with the
     expert before the close point and in the two halves of the close phase (missed and returned
     approaches apart), and the share of missed approaches the expert saves by taking over."""
-    result: dict = {"episodes": len(returns), "mean_return": float(np.mean(returns)) if returns else float("nan"),
+    result: dict = {"episodes": len(returns), "mean_return": _mean(returns),
                     "approaches": len(approaches)}
-    result["approaches_per_episode"] = len(approaches) / len(returns) if returns else float("nan")
+    result["approaches_per_episode"] = len(approaches) / len(returns) if returns else None
     missed = [a for a in approaches if a.outcome == MISSED]
     result["missed"] = len(missed)
-    result["miss_rate"] = len(missed) / len(approaches) if approaches else float("nan")
+    result["miss_rate"] = len(missed) / len(approaches) if approaches else None
     agreement = {}
     for outcome in (MISSED, RETURNED):
         before, first, second = [], [], []

@@ -59,14 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     result = {"player": "expert" if args.expert else args.ckpt, "seed": args.seed, **summarise(approaches, returns)}
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
-    print(f"{result['episodes']} episodes, mean return {result['mean_return']:+.2f}; "
-          f"{result['approaches_per_episode']:.1f} approaches per episode, {result['missed']} of "
-          f"{result['approaches']} missed ({result['miss_rate']:.3f})")
+    print(f"{result['episodes']} episodes, mean return {_shown(result['mean_return'], '+.2f')}; "
+          f"{_shown(result['approaches_per_episode'], '.1f')} approaches per episode, {result['missed']} of "
+          f"{result['approaches']} missed ({_shown(result['miss_rate'])})")
     for outcome, share in result["agreement"].items():
         print(f"agreement with the expert on {outcome} approaches: before the close point "
-              f"{share['before_close']:.3f}, close phase first half {share['close_first_half']:.3f}, "
-              f"second half {share['close_second_half']:.3f}")
+              f"{_shown(share['before_close'])}, close phase first half {_shown(share['close_first_half'])}, "
+              f"second half {_shown(share['close_second_half'])}")
     if not args.expert:
-        print(f"the expert taking over at the close point saves {result['takeover_saved']:.3f} of "
+        print(f"the expert taking over at the close point saves {_shown(result['takeover_saved'])} of "
               f"{result['takeover_play_outs']} play-outs of the missed approaches")
     return 0
+
+
+def _shown(value: float | None, spec: str = ".3f") -> str:
+    """A figure for the printout; "n/a" where there was nothing to average (None)."""
+    return "n/a" if value is None else format(value, spec)
