@@ -37,6 +37,7 @@ from visual_iq.buffer import FrameReplayBuffer
 from visual_iq.capture import capture_blocker
 from visual_iq.demos import episode_paths, load_episode
 from visual_iq.envs import EnvSettings, make_env
+from visual_iq.files import atomic_write_text
 from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 from visual_iq.networks import polyak_update
 from visual_iq.rollout import VectorRollout
@@ -265,7 +266,7 @@ def main() -> None:
 def _write_json(results: dict, path: str | None) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(results, indent=2))
+        atomic_write_text(path, json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
