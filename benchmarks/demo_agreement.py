@@ -19,11 +19,13 @@ from visual_iq.rewards import episode_q_values
 
 
 def agreement(ckpt: str, demos: str, first: int, last: int | None) -> tuple[int, float]:
-    """(states, share of them where the agent's greedy action is the demo's)."""
-    agent = load_agent(ckpt)
+    """(states, share of them where the agent's greedy action is the demo's). The agent must see the
+    demos' observations; other settings may differ (Breakout agents press FIRE at each new life,
+    the expert's demos were recorded without that wrapper)."""
+    episodes = [load_episode(path) for path in episode_paths(demos)[first:last]]
+    agent = load_agent(ckpt, episodes[0].settings)
     states = agreed = 0
-    for path in episode_paths(demos)[first:last]:
-        episode = load_episode(path, agent.settings)
+    for episode in episodes:
         actions = torch.as_tensor(episode.actions.astype("int64"))
         greedy = episode_q_values(agent, episode)[:-1].argmax(1)  # the states an action was taken in
         states += len(actions)
