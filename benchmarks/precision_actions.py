@@ -17,6 +17,7 @@ import torch
 
 from visual_iq.agent import load_agent
 from visual_iq.demos import episode_paths, load_episode
+from visual_iq.envs import FRAME_FIELDS, check_observation_settings
 from visual_iq.rewards import episode_q_values
 
 
@@ -31,7 +32,8 @@ def main() -> None:
     totals = {"states": 0, "differ": 0.0, "abs_dq": 0.0, "agree_fp32": 0.0, "agree_bf16": 0.0}
     gaps = []
     for path in episode_paths(args.demos)[: args.episodes]:
-        episode = load_episode(path, agent.settings)
+        episode = load_episode(path)  # its frames must be the agent's; other settings may differ
+        check_observation_settings(episode.settings, agent.settings, str(path), FRAME_FIELDS)
         actions = torch.as_tensor(episode.actions.astype("int64"))
         q = {}
         for bf16 in (False, True):
