@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from visual_iq.envs import make_env
+from visual_iq.envs import EnvSettings, make_env
 from visual_iq.evaluation import evaluate
 from visual_iq.rollout import uniform_policy
 
@@ -26,3 +26,23 @@ def test_no_episode_unless_asked(catch_settings):
     result = evaluate(lambda obs: np.zeros(len(obs), np.int64), catch_settings, 2, seed=1)
     assert result.first_episode is None
     assert result.returns.shape == (2,) and np.all(result.lengths == 30)  # 5 balls x 6 steps
+
+
+def _pixel_policy(num_actions: int):
+    """A deterministic policy of the observation alone, so every env's game depends on its seed only."""
+    return lambda obs: obs.reshape(len(obs), -1).sum(axis=1, dtype=np.int64) % num_actions
+
+
+def test_groups_play_the_same_games_as_all_envs_at_once():
+    # Breakout with sticky actions, no-op starts and FIRE at new lives: every per-env random draw
+    # must come from the env's own seed, not from its place in a group.
+    settings = EnvSettings("Breakout", fire_on_new_life=True, max_episode_frames=2_000)
+    together = evaluate(_pixel_policy(4), settings, 5, seed=20_000, record_first=True)
+    in_groups = evaluate(_pixel_policy(4), settings, 5, seed=20_000, record_first=True, envs_at_once=2)
+    assert np.array_equal(together.returns, in_groups.returns)
+    assert np.array_equal(together.lengths, in_groups.lengths)
+    assert len(set(together.returns.tolist()) | set(together.lengths.tolist())) > 2  # the games differ
+    assert np.array_equal(together.first_episode.actions, in_groups.first_episode.actions)
+    # A group is seeded where it starts: the second group's first game is episode 2's.
+    alone = evaluate(_pixel_policy(4), settings, 1, seed=20_002)
+    assert alone.returns[0] == together.returns[2] and alone.lengths[0] == together.lengths[2]
