@@ -458,4 +458,6 @@ def test_evaluation_options_still_apply_with_a_checkpoint_and_others_are_reporte
                  "--trainer.default_root_dir", str(tmp_path), "--model.eval_episodes=3", "--model.alpha", "0.5"]) == 0
     captured = capfd.readouterr()
     assert "over 3 episodes" in captured.out
+    steps = captured.out.split("steps: ")[1].split("]")[0].strip("[").split(", ")
+    assert len(steps) == 3 and all(int(n) > 0 for n in steps)  # each test episode's length
     assert "ignored: --model.alpha" in captured.err and "eval_episodes" not in captured.err.split("ignored:")[1].split("(")[0]

@@ -302,11 +302,12 @@ class IQLearn(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         # The same games for every agent, whatever seed it was trained with: agents are compared on them.
         result = self._evaluate(TEST_SEED, record_first=False)
-        self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std}, sync_dist=True)
+        self.log_dict({"test/return_mean": result.mean, "test/return_std": result.std,
+                       "test/length_mean": float(result.lengths.mean())}, sync_dist=True)
         if self.trainer.is_global_zero:
             print(f"\n{self.settings.game}: return {result.mean:.2f} ± {result.std:.2f} over "
                   f"{len(result.returns)} episodes (sticky actions {self.settings.sticky_actions}); "
-                  f"returns: {result.returns.tolist()}")
+                  f"returns: {result.returns.tolist()}; steps: {result.lengths.tolist()}")
 
     # ------------------------------------------------------------------ checkpoints
     def configure_callbacks(self) -> list[Callback]:
