@@ -276,6 +276,16 @@ def test_render_replays_games_with_a_cropped_playfield(tmp_path):
         env.close()
 
 
+def test_render_replays_a_game_with_fire_pressed_for_the_agent(tmp_path):
+    """The stored actions hold the FIREs pressed at each new life, so the game replays as recorded."""
+    settings = EnvSettings("Breakout", max_episode_frames=2_000, fire_on_new_life=True)
+    record_episodes(make_env(settings), lambda _obs: 0, tmp_path / "full", episodes=1, source="agent", seed=3,
+                    progress=lambda _message: None)  # NOOP: every life starts with the wrapper's FIREs
+    assert demos_main(["render", str(tmp_path / "full"), str(tmp_path / "crop"), "--crop-top", "20"]) == 0
+    [original], [cropped] = load_episodes(tmp_path / "full"), load_episodes(tmp_path / "crop")
+    assert (original.actions == 1).sum() >= 2 * 5 and np.array_equal(cropped.actions, original.actions)
+
+
 def test_render_refuses_a_game_that_does_not_replay(tmp_path, capsys):
     [path] = _random_episodes(tmp_path / "full", count=1)
     actions = load_episode(path).actions.copy()

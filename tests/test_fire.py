@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from visual_iq.envs import EnvSettings, make_env
 from visual_iq.errors import EnvSettingsError
-from visual_iq.fire import EXECUTED_ACTION, NewLifeRule
+from visual_iq.fire import EXECUTED_ACTION, FIRE_STEPS, FireOnNewLife, NewLifeRule
 from visual_iq.rollout import VectorRollout
 
 FIRE, NOOP = 1, 0  # Breakout's minimal action set: NOOP, FIRE, RIGHT, LEFT
@@ -26,14 +27,50 @@ def _noop_lives(env, steps: int) -> tuple[int, list[int], bool]:
     return start_lives, executed, False
 
 
-def test_rule_fires_on_new_episode_and_lost_life_only():
+def test_rule_fires_on_the_first_two_steps_of_a_new_episode_or_life_only():
+    assert FIRE_STEPS == 2
     rule = NewLifeRule(FIRE, 3)
     rule.reset(np.array([5, 5, 5]))
-    assert rule.override(np.array([2, 3, 0])).tolist() == [FIRE, FIRE, FIRE]
-    rule.observe(np.array([5, 5, 5]), np.array([False, False, False]))
+    for _ in range(FIRE_STEPS):
+        assert rule.override(np.array([2, 3, 0])).tolist() == [FIRE, FIRE, FIRE]
+        rule.observe(np.array([5, 5, 5]), np.array([False, False, False]))
     assert rule.override(np.array([2, 3, 0])).tolist() == [2, 3, 0]
     rule.observe(np.array([4, 5, 5]), np.array([False, False, True]))  # env 0 lost a life, env 2 restarted
     assert rule.override(np.array([2, 3, 0])).tolist() == [FIRE, 3, FIRE]
+    rule.observe(np.array([4, 5, 5]), np.array([False, False, False]))
+    assert rule.override(np.array([2, 3, 0])).tolist() == [FIRE, 3, FIRE]
+    rule.observe(np.array([4, 5, 5]), np.array([False, False, False]))
+    assert rule.override(np.array([2, 3, 0])).tolist() == [2, 3, 0]
+
+
+class _SwallowsFirstFire(gym.Env):
+    """A game that waits for FIRE and, like a sticky-action emulator now and then, ignores the first
+    FIRE of each life; a launched ball is lost after 3 steps, 2 lives."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,), np.uint8)
+    action_space = gym.spaces.Discrete(4)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.lives, self.fires_seen, self.ball_steps = 2, 0, None
+        return np.zeros(1, np.uint8), {"lives": self.lives}
+
+    def step(self, action):
+        if self.ball_steps is None and action == FIRE:
+            self.fires_seen += 1
+            if self.fires_seen == 2:  # the first was swallowed
+                self.ball_steps = 0
+        elif self.ball_steps is not None:
+            self.ball_steps += 1
+            if self.ball_steps == 3:
+                self.lives, self.fires_seen, self.ball_steps = self.lives - 1, 0, None
+        return np.zeros(1, np.uint8), 0.0, self.lives == 0, False, {"lives": self.lives}
+
+
+def test_a_swallowed_fire_does_not_leave_the_game_waiting():
+    env = FireOnNewLife(_SwallowsFirstFire(), FIRE)
+    lives, executed, ended = _noop_lives(env, 100)
+    assert ended and executed.count(FIRE) == 2 * lives  # with one press per life it waited 100 steps
 
 
 def test_without_fire_a_noop_agent_never_launches_the_ball_and_with_it_loses_every_life():
@@ -49,7 +86,7 @@ def test_without_fire_a_noop_agent_never_launches_the_ball_and_with_it_loses_eve
     finally:
         firing.close()
     assert ended  # every ball launched and missed: the game is over
-    assert executed[0] == FIRE and executed.count(FIRE) == lives  # once per life, nothing else changed
+    assert executed[:2] == [FIRE, FIRE] and executed.count(FIRE) == FIRE_STEPS * lives  # per life, nothing else changed
     assert set(executed) == {NOOP, FIRE}
 
 
@@ -66,7 +103,7 @@ def test_vector_rollout_records_the_fire_it_executed():
                 break
     finally:
         rollout.close()
-    assert ended.all() and fires.tolist() == [5, 5]  # one recorded FIRE per life in each env
+    assert ended.all() and fires.tolist() == [10, 10]  # FIRE_STEPS recorded FIREs per life in each env
 
 
 def test_fire_on_new_life_needs_an_atari_game_with_fire():

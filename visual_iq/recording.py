@@ -20,10 +20,10 @@ import numpy as np
 
 from visual_iq.agent import SoftQAgent, load_agent
 from visual_iq.demos import Episode, EpisodeBuilder, episode_paths, load_episode, next_episode_path, save_episode
-from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, crop_and_resize, fire_action, make_env,
+from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, crop_and_resize, make_env,
                             make_screen_env)
 from visual_iq.errors import ConfigError, DemoError
-from visual_iq.fire import EXECUTED_ACTION, FireOnNewLife
+from visual_iq.fire import EXECUTED_ACTION
 
 if TYPE_CHECKING:
     from visual_iq.experts import LookaheadExpert
@@ -328,9 +328,9 @@ def rerender_episode(episode: Episode, settings: EnvSettings, where: str = "epis
         raise DemoError(f"{where}: only frame settings can be re-rendered, these differ: " + "; ".join(changed))
     if episode.seed is None:
         raise DemoError(f"{where}: has no seed, so its game cannot be replayed")
+    # The stored actions are the executed ones, FIREs pressed for the agent included (`visual_iq.fire`),
+    # so the game replays without that wrapper, whichever rule it was recorded under.
     env = make_screen_env(episode.settings)
-    if episode.settings.fire_on_new_life:
-        env = FireOnNewLife(env, fire_action(episode.settings.env_id))
     try:
         screen, _ = env.reset(seed=episode.seed)
         frames = [crop_and_resize(screen, settings)]
