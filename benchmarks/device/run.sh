@@ -14,14 +14,17 @@
 #   bash benchmarks/device/run.sh finish WAIT_SECONDS
 #       waits (at most WAIT_SECONDS) for the arms started by `start` to end, then packs.
 #   bash benchmarks/device/run.sh checks
-#       the checks and timings (1-2 below) only, no training: ~2-4 minutes on an H200.
+#       the checks and timings (1-2 below) only, no training: ~5-7 minutes on an H200 (the online speeds ~3 of them).
 #
 #  1. benchmarks/device/check_capture.py: CUDA-graph update == eager update, and ms of each;
 #     benchmarks/device/check_whole_update.py: the whole update replayed from one graph == the
-#     same update eagerly (CHECKS=capture,whole,throughput by default; CHECKS=throughput or
-#     CHECKS=none to skip);
+#     same update eagerly (CHECKS=capture,whole,throughput,online by default; CHECKS=throughput or
+#     CHECKS=none to skip; each names one step: "online" is the online speeds of 2.);
 #  2. benchmarks/throughput.py --device cuda, batch 64, offline, with CAPTURE (default "false true"),
 #     and the whole update in the training step with WHOLE_UPDATE updates per step (default "1 8");
+#     then benchmarks/online_speed.py: online IQ-Learn through `visual-iq fit` (conf/pong_online.yaml,
+#     20 demos), ONLINE_SECONDS (default 40) of training for each of ONLINE_VARIANTS (default
+#     "loop whole8 whole8_nature"): updates/s and env steps/s;
 #  3. online Pong arms side by side (ARMS: method:seed or method:seed:key=value,..., the latter with
 #     --model.key value, except warm_start=PATH: --warm_start PATH, a checkpoint carried along;
 #     default 3 IQ seeds + SQIL seed 0; DEMOS="dir dir ..." and NUM_DEMOS (default the shipped 20
@@ -53,7 +56,7 @@ ARMS=${ARMS:-"iq:0 iq:1 iq:2 sqil:0"}
 DEMOS=${DEMOS:-demos/pong}
 NUM_DEMOS=${NUM_DEMOS:-20}
 PYTHON=${PYTHON:-python3}
-CHECKS=${CHECKS:-capture,whole,throughput}
+CHECKS=${CHECKS:-capture,whole,throughput,online}
 SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-}
 AVERAGE_LAST=${AVERAGE_LAST:-4}
 mkdir -p "$OUT"
@@ -84,11 +87,19 @@ run_checks() {
   if [[ $CHECKS == *throughput* ]]; then
     local capture=${CAPTURE:-"false true"}
     [ "$DEVICE" = cuda ] || capture=false
-    timeout 240 $PYTHON benchmarks/throughput.py --device "$DEVICE" --batch-size 64 --updates "${UPDATES:-200}" \
+    timeout "${THROUGHPUT_TIMEOUT:-240}" $PYTHON benchmarks/throughput.py --device "$DEVICE" --batch-size 64 --updates "${UPDATES:-200}" \
       --precisions 32 --capture $capture --whole-update ${WHOLE_UPDATE:-1 8} --no-acting --threads "$THREADS" \
       --json "$OUT/throughput.json" \
       > "$OUT/throughput.log" 2>&1
     grep "^|" "$OUT/throughput.log"
+  fi
+  if [[ $CHECKS == *online* ]]; then
+    local variants=${ONLINE_VARIANTS:-"loop whole8 whole8_nature"} seconds=${ONLINE_SECONDS:-40}
+    # shellcheck disable=SC2086  # one variant per word
+    timeout $(( (seconds + 60) * $(wc -w <<< "$variants") )) $PYTHON benchmarks/online_speed.py --device "$DEVICE" \
+      --seconds "$seconds" --threads "$THREADS" --variants $variants --json "$OUT/online_speed.json" \
+      > "$OUT/online_speed.log" 2>&1
+    grep "^|" "$OUT/online_speed.log"
   fi
 }
 
