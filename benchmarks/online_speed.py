@@ -29,6 +29,12 @@ VARIANTS: dict[str, list[str]] = {
     "loop": [],  # Lightning's loop, one update per training step (on a GPU the loss from CUDA graphs)
     "whole8": ["--model.whole_update", "true", "--model.updates_per_step", "8"],
     "whole8_nature": ["--model.whole_update", "true", "--model.updates_per_step", "8", "--model.network", "nature"],
+    # Still one env step per update and a 50k replay, with more envs stepping more rarely: acting's
+    # network call and the vector env's step are paid once per num_envs updates.
+    "whole8_envs32": ["--model.whole_update", "true", "--model.updates_per_step", "8", "--model.num_envs", "32",
+                      "--model.env_steps_per_update", "0.03125", "--model.buffer_capacity", "1563"],
+    "whole8_envs64": ["--model.whole_update", "true", "--model.updates_per_step", "8", "--model.num_envs", "64",
+                      "--model.env_steps_per_update", "0.015625", "--model.buffer_capacity", "782"],
 }
 LOG_EVERY = 200  # updates between logged metrics (a multiple of every variant's updates_per_step)
 
