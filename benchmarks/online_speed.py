@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+from visual_iq.curves import run_scalars
 from visual_iq.files import atomic_write_text
 
 VARIANTS: dict[str, list[str]] = {
@@ -55,9 +54,7 @@ def run_variant(name: str, seconds: int, device: str, threads: int, demos: str, 
     wall = time.perf_counter() - started
     if finished.returncode != 0:
         return {"error": (finished.stdout + finished.stderr)[-3000:], "wall_s": wall}
-    events = EventAccumulator(str(workdir / name / "version_0"), size_guidance={"scalars": 0})
-    events.Reload()
-    rows = events.Scalars("rollout/env_steps")
+    rows = run_scalars(workdir / name / "version_0").Scalars("rollout/env_steps")
     if len(rows) < 3:
         return {"error": f"only {len(rows)} logged update counts in {seconds} s: give it more --seconds", "wall_s": wall}
     first_time = rows[0].wall_time
@@ -96,8 +93,7 @@ def main() -> None:
             print(f"| {name} | {row['updates']} | {row['updates_per_s']:.0f} | {row['env_steps_per_s']:.0f} "
                   f"| {row['wall_s']:.0f} |", flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.json, json.dumps(results, indent=2))
+        atomic_write_text(args.json, json.dumps(results, indent=2))  # makes the folder too
 
 
 if __name__ == "__main__":

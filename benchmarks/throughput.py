@@ -265,8 +265,7 @@ def main() -> None:
 
 def _write_json(results: dict, path: str | None) -> None:
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(results, indent=2))
+        atomic_write_text(path, json.dumps(results, indent=2))  # makes the folder too
 
 
 if __name__ == "__main__":

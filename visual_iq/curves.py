@@ -12,7 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from visual_iq.errors import RunError
 
 
-def _scalars(run_dir: str | Path) -> EventAccumulator:
+def run_scalars(run_dir: str | Path) -> EventAccumulator:
+    """Every scalar a run logged (all points, not a sample), loaded; `RunError` if it holds no events."""
     run_dir = Path(run_dir)
     if not list(run_dir.glob("events.out.tfevents.*")):
         raise RunError(f"{run_dir}: no TensorBoard event files here (expected runs/<name>/version_N)")
@@ -26,7 +27,7 @@ def learning_curve(run_dir: str | Path) -> list[dict[str, float]]:
 
     ``step`` is the number of updates done when the evaluation ran (``eval/updates``).
     """
-    accumulator = _scalars(run_dir)
+    accumulator = run_scalars(run_dir)
     scalars = accumulator.Tags()["scalars"]
     if "eval/return_mean" not in scalars:
         raise RunError(f"{run_dir}: no eval/return_mean logged yet (no evaluation has run)")
@@ -77,7 +78,7 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], out: str | Path) -> P
 
 def env_steps_at_evaluations(run_dir: str | Path) -> dict[int, float]:
     """Update index -> env steps taken so far (online runs log ``rollout/env_steps``; else empty)."""
-    accumulator = _scalars(run_dir)
+    accumulator = run_scalars(run_dir)
     if "rollout/env_steps" not in accumulator.Tags()["scalars"]:
         return {}
     return {event.step: event.value for event in accumulator.Scalars("rollout/env_steps")}
