@@ -14,20 +14,15 @@ import argparse
 import torch
 
 from visual_iq.agent import load_agent
-from visual_iq.demos import episode_paths, load_episode
-from visual_iq.envs import FRAME_FIELDS, check_observation_settings
-from visual_iq.rewards import episode_q_values
+from visual_iq.rewards import episode_q_values, episodes_for_agent
 
 
 def agreement(ckpt: str, demos: str, first: int, last: int | None) -> tuple[int, float]:
     """(states, share of them where the agent's greedy action is the demo's). Each episode's frames
-    must be the agent's; other settings may differ (Breakout agents press FIRE at each new life,
-    the expert's demos were recorded without that wrapper), as when training reads demos."""
+    must be the agent's (`episodes_for_agent`)."""
     agent = load_agent(ckpt)
     states = agreed = 0
-    for path in episode_paths(demos)[first:last]:
-        episode = load_episode(path)
-        check_observation_settings(episode.settings, agent.settings, str(path), FRAME_FIELDS)
+    for episode in episodes_for_agent(agent, demos, first, last):
         actions = torch.as_tensor(episode.actions.astype("int64"))
         greedy = episode_q_values(agent, episode)[:-1].argmax(1)  # the states an action was taken in
         states += len(actions)

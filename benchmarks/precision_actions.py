@@ -16,9 +16,7 @@ import argparse
 import torch
 
 from visual_iq.agent import load_agent
-from visual_iq.demos import episode_paths, load_episode
-from visual_iq.envs import FRAME_FIELDS, check_observation_settings
-from visual_iq.rewards import episode_q_values
+from visual_iq.rewards import episode_q_values, episodes_for_agent
 
 
 def main() -> None:
@@ -31,9 +29,7 @@ def main() -> None:
     agent = load_agent(args.agent)
     totals = {"states": 0, "differ": 0.0, "abs_dq": 0.0, "agree_fp32": 0.0, "agree_bf16": 0.0}
     gaps = []
-    for path in episode_paths(args.demos)[: args.episodes]:
-        episode = load_episode(path)  # its frames must be the agent's; other settings may differ
-        check_observation_settings(episode.settings, agent.settings, str(path), FRAME_FIELDS)
+    for episode in episodes_for_agent(agent, args.demos, last=args.episodes):
         actions = torch.as_tensor(episode.actions.astype("int64"))
         q = {}
         for bf16 in (False, True):

@@ -25,18 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from visual_iq.agent import load_agent
-from visual_iq.demos import episode_paths, load_episode
-from visual_iq.envs import FRAME_FIELDS, check_observation_settings
-from visual_iq.rewards import episode_q_values
+from visual_iq.rewards import episode_q_values, episodes_for_agent
 
 
 def demo_rows(ckpt: str, demos: str, first: int, last: int | None) -> dict[str, Tensor]:
     """Per demo step: the agent's Q (B, A), the action taken, the one before and after, the episode."""
     agent = load_agent(ckpt)
     rows: dict[str, list[Tensor]] = {"q": [], "action": [], "previous": [], "next": [], "episode": []}
-    for index, path in enumerate(episode_paths(demos)[first:last]):
-        episode = load_episode(path)
-        check_observation_settings(episode.settings, agent.settings, str(path), FRAME_FIELDS)
+    for index, episode in enumerate(episodes_for_agent(agent, demos, first, last)):
         actions = torch.as_tensor(episode.actions.astype("int64"))
         rows["q"].append(episode_q_values(agent, episode)[:-1].float() / agent.alpha)
         rows["action"].append(actions)

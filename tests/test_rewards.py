@@ -1,13 +1,15 @@
-"""Rank correlation used to judge recovered rewards; action agreement with held-out demos."""
+"""Rank correlation used to judge recovered rewards; action agreement with held-out demos; reading them."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
 from visual_iq.agent import SoftQAgent
-from visual_iq.demos import load_episodes
-
-from visual_iq.rewards import demo_action_agreement, pearson, spearman
+from visual_iq.demos import episode_paths, load_episodes
+from visual_iq.errors import EnvSettingsError
+from visual_iq.rewards import demo_action_agreement, episodes_for_agent, pearson, spearman
 
 
 def test_spearman_uses_average_ranks_for_ties():
@@ -46,3 +48,19 @@ def test_demo_action_agreement_of_a_constant_policy_is_its_action_share():
     rare = demo_action_agreement(SoftQAgent(ConstantPreference(3, rarest), alpha=0.01, gamma=0.99,
                                        settings=episodes[0].settings), episodes)
     assert rare["expert_action_accuracy"] == pytest.approx(counts[rarest] / counts.sum()) and rare["expert_action_accuracy"] < result["expert_action_accuracy"]
+
+
+def test_episodes_for_agent_slices_the_directory_and_refuses_other_frames():
+    episodes = load_episodes("tests/data/catch")
+    settings = episodes[0].settings
+    agent = SoftQAgent(ConstantPreference(3, 0), alpha=0.01, gamma=0.99, settings=settings)
+    sliced = list(episodes_for_agent(agent, "tests/data/catch", 1, 3))
+    assert [e.seed for e in sliced] == [e.seed for e in episodes[1:3]]
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(sliced, episodes[1:3]))
+    other_frames = SoftQAgent(ConstantPreference(3, 0), alpha=0.01, gamma=0.99,
+                              settings=dataclasses.replace(settings, frame_skip=settings.frame_skip + 1))
+    with pytest.raises(EnvSettingsError, match=str(episode_paths("tests/data/catch")[0]).replace(".", r"\.")):
+        next(episodes_for_agent(other_frames, "tests/data/catch"))
+    other_stack = SoftQAgent(ConstantPreference(3, 0), alpha=0.01, gamma=0.99,
+                             settings=dataclasses.replace(settings, stack_size=settings.stack_size + 1))
+    assert len(list(episodes_for_agent(other_stack, "tests/data/catch"))) == len(episodes)  # frames alone must match

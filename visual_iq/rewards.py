@@ -5,16 +5,30 @@ its greedy action is the demonstrated one (a measure of generalisation that need
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import torch
 
 from visual_iq.agent import SoftQAgent
-from visual_iq.demos import Episode
+from visual_iq.demos import Episode, episode_paths, load_episode
+from visual_iq.envs import FRAME_FIELDS, check_observation_settings
 from visual_iq.losses import implicit_reward, soft_value, taken
 from visual_iq.objectives import action_agreement
 
 
 @torch.no_grad()
+def episodes_for_agent(agent: SoftQAgent, demos: str, first: int = 0, last: int | None = None) -> Iterator[Episode]:
+    """Episodes ``first`` .. ``last``−1 of the demo directory ``demos``, each checked to hold frames the
+    agent reads (`EnvSettingsError` naming the file otherwise). Only the frame settings must match: other
+    settings may differ (Breakout agents press FIRE at each new life, the expert's demos were recorded
+    without that wrapper), as when training reads demos."""
+    for path in episode_paths(demos)[first:last]:
+        episode = load_episode(path)
+        check_observation_settings(episode.settings, agent.settings, str(path), FRAME_FIELDS)
+        yield episode
+
+
 def episode_q_values(agent: SoftQAgent, episode: Episode, *, batch_size: int = 512) -> torch.Tensor:
     """(T+1, actions) fp32 Q of every observation of ``episode`` (the last one included), on the CPU."""
     observations = torch.from_numpy(episode.observations(agent.settings.stack_size))
