@@ -1,8 +1,10 @@
 import json
 import zipfile
 
+import lightning as L
 import numpy as np
 import pytest
+import torch
 
 from visual_iq.demos import (
     DemoError,
@@ -15,6 +17,8 @@ from visual_iq.demos import (
     summarize,
 )
 from visual_iq.envs import EnvSettings, make_env
+from visual_iq.errors import EnvSettingsError
+from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 from visual_iq.recording import record_episodes, rerender_episode
 from visual_iq.tools.demos import main as demos_main
 
@@ -303,3 +307,24 @@ def test_cropped_demos_are_not_mixed_with_full_screens(tmp_path):
     _random_episodes(tmp_path, count=1)
     with pytest.raises(DemoError, match="crop_top: 0 != 34"):
         load_episodes(tmp_path, EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=400, **CROP))
+
+
+def test_frames_of_another_size_train_a_network_of_that_size(tmp_path):
+    """``screen_size`` reaches demos, env and network alike; demos of another size are refused by name."""
+    rng = np.random.default_rng(0)
+    record_episodes(make_env(EnvSettings("Pong", max_episode_frames=400)), lambda _obs: int(rng.integers(6)),
+                    tmp_path / "full", episodes=1, source="agent", seed=5, progress=lambda _message: None)
+    assert demos_main(["render", str(tmp_path / "full"), str(tmp_path / "big"), "--crop-top", "34",
+                       "--crop-bottom", "16", "--screen-size", "100"]) == 0
+    [episode] = load_episodes(tmp_path / "big")
+    assert episode.frames.shape[1:] == (100, 100)
+    model = IQLearn(game="Pong", demos=str(tmp_path / "big"), screen_size=100, batch_size=8, eval_video=False, **CROP)
+    assert model.q_net(torch.zeros(2, 4, 100, 100, dtype=torch.uint8)).shape == (2, 6)
+    before = [p.detach().clone() for p in model.q_net.parameters()]
+    L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path).fit(model)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.q_net.parameters()))
+    with pytest.raises(EnvSettingsError, match=r"demos in .*big was made with different env settings: screen_size: 100 != 84"):
+        L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=1, limit_val_batches=0, logger=False,
+                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                  default_root_dir=tmp_path).fit(IQLearn(game="Pong", demos=str(tmp_path / "big"), **CROP))

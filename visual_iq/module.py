@@ -78,6 +78,8 @@ class IQLearn(L.LightningModule):
         frame_skip: emulator frames per agent step (the demos must have been recorded with it).
         stack_size: frames per observation (demos of any stack size work: frames are stored once).
         crop_top, crop_bottom: screen rows dropped above / below before resizing (Pong's playfield: 34, 16).
+        screen_size: side of the square frames the network sees (84 as in DQN; the demos must have it:
+            ``tools/demos.py render --screen-size`` re-renders replayable ones).
         terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
         fire_on_new_life: FIRE is pressed for the agent at every episode's and life's start (Breakout).
         num_envs: vectorised envs for online acting.
@@ -130,6 +132,7 @@ class IQLearn(L.LightningModule):
         stack_size: int = 4,
         crop_top: int = 0,
         crop_bottom: int = 0,
+        screen_size: int = 84,
         terminal_on_life_loss: bool = False,
         fire_on_new_life: bool = False,
         num_envs: int = 4,
@@ -151,7 +154,7 @@ class IQLearn(L.LightningModule):
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
-                                    stack_size=stack_size, crop_top=crop_top, crop_bottom=crop_bottom,
+                                    stack_size=stack_size, crop_top=crop_top, crop_bottom=crop_bottom, screen_size=screen_size,
                                     terminal_on_life_loss=terminal_on_life_loss, fire_on_new_life=fire_on_new_life)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
                                         chi2_alpha=chi2_alpha, chi2_rows=chi2_rows, grad_penalty=grad_penalty,
