@@ -78,8 +78,7 @@ class IQLearn(L.LightningModule):
         frame_skip: emulator frames per agent step (the demos must have been recorded with it).
         stack_size: frames per observation (demos of any stack size work: frames are stored once).
         crop_top, crop_bottom: screen rows dropped above / below before resizing (Pong's playfield: 34, 16).
-        screen_size: side of the square frames the network sees (84 as in DQN; the demos must have it:
-            ``tools/demos.py render --screen-size`` re-renders replayable ones).
+        screen_size: side of the square frames (84 as in DQN; the demos' must match: ``tools/demos.py render``).
         terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
         fire_on_new_life: FIRE is pressed for the agent at every episode's and life's start (Breakout).
         num_envs: vectorised envs for online acting.
@@ -130,9 +129,7 @@ class IQLearn(L.LightningModule):
         noop_max: int = NOOP_MAX,
         frame_skip: int = 4,
         stack_size: int = 4,
-        crop_top: int = 0,
-        crop_bottom: int = 0,
-        screen_size: int = 84,
+        crop_top: int = 0, crop_bottom: int = 0, screen_size: int = 84,  # the frames' geometry
         terminal_on_life_loss: bool = False,
         fire_on_new_life: bool = False,
         num_envs: int = 4,
@@ -154,8 +151,9 @@ class IQLearn(L.LightningModule):
         self.save_hyperparameters()
         check_hyperparameters(self.hparams)
         self.settings = EnvSettings(game, sticky_actions=sticky_actions, noop_max=noop_max, frame_skip=frame_skip,
-                                    stack_size=stack_size, crop_top=crop_top, crop_bottom=crop_bottom, screen_size=screen_size,
-                                    terminal_on_life_loss=terminal_on_life_loss, fire_on_new_life=fire_on_new_life)
+                                    stack_size=stack_size, screen_size=screen_size, crop_top=crop_top,
+                                    crop_bottom=crop_bottom, terminal_on_life_loss=terminal_on_life_loss,
+                                    fire_on_new_life=fire_on_new_life)
         self.objective = make_objective(method, online=online, alpha=alpha, gamma=gamma, variant=variant,
                                         chi2_alpha=chi2_alpha, chi2_rows=chi2_rows, grad_penalty=grad_penalty,
                                         next_value=next_value)
