@@ -17,7 +17,6 @@ from visual_iq.losses import implicit_reward, soft_value, taken
 from visual_iq.objectives import action_agreement
 
 
-@torch.no_grad()
 def episodes_for_agent(agent: SoftQAgent, demos: str, first: int = 0, last: int | None = None) -> Iterator[Episode]:
     """Episodes ``first`` .. ``last``−1 of the demo directory ``demos``, each checked to hold frames the
     agent reads (`EnvSettingsError` naming the file otherwise). Only the frame settings must match: other
@@ -29,6 +28,7 @@ def episodes_for_agent(agent: SoftQAgent, demos: str, first: int = 0, last: int 
         yield episode
 
 
+@torch.no_grad()
 def episode_q_values(agent: SoftQAgent, episode: Episode, *, batch_size: int = 512) -> torch.Tensor:
     """(T+1, actions) fp32 Q of every observation of ``episode`` (the last one included), on the CPU."""
     observations = torch.from_numpy(episode.observations(agent.settings.stack_size))
