@@ -26,8 +26,9 @@ from visual_iq.rollout import VectorRollout
 
 def committed_actions(q: torch.Tensor, previous: np.ndarray, margin: float) -> np.ndarray:
     """Greedy actions of Q (B, actions), except where the previous action's Q is within ``margin`` of the best."""
-    shortfall = q.max(dim=1).values - q[torch.arange(len(q)), torch.as_tensor(previous)]
-    return np.where(shortfall.cpu().numpy() <= margin, previous, q.argmax(dim=1).cpu().numpy())
+    best = q.max(dim=1)
+    shortfall = best.values - q[torch.arange(len(q)), torch.as_tensor(previous)]
+    return np.where(shortfall.cpu().numpy() <= margin, previous, best.indices.cpu().numpy())
 
 
 def play(agent: SoftQAgent, margin: float, episodes: int, seed: int, max_steps: int = 30_000) -> np.ndarray:
