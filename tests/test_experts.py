@@ -142,3 +142,37 @@ def test_breakout_expert_follows_the_ball_and_plans_only_the_last_steps():
         env.step(action)
     assert planned_heights and min(planned_heights) >= expert.spec.plan_from == 140
     assert followed_while_falling > len(planned_heights)
+
+
+def test_dagger_stores_the_experts_labels_on_the_agents_own_states(tmp_path):
+    """`record_agent(dagger=True)`'s storage: the frames are the acting policy's game, the actions
+    stored are the expert's labels, so the share of labels equal to the executed action is the
+    judge's agreement; without ``recorded_action`` the executed actions are stored."""
+    settings = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=1200)
+
+    def record(dagger: bool):
+        env = make_env(settings)
+        judge = ExpertJudge(lambda _observation: 0, LookaheadExpert(env))  # an agent that never moves
+        path = record_episodes(env, judge, tmp_path / f"dagger_{dagger}", episodes=1, source="agent", seed=7,
+                               on_reset=judge.start_episode, progress=lambda _m: None,
+                               recorded_action=(lambda _executed: judge.label) if dagger else None)[0]
+        return judge, load_episode(path)
+
+    judge, labelled = record(dagger=True)
+    _, executed = record(dagger=False)
+    assert not executed.actions.any()  # NOOP executed throughout
+    assert np.array_equal(labelled.frames, executed.frames)  # the same (agent's) game
+    assert len(set(labelled.actions.tolist())) >= 3  # the expert steers: its labels, not NOOPs
+    assert np.isclose((labelled.actions == 0).mean(), judge.agreement()["all"])
+
+
+def test_record_tool_dagger_flag(monkeypatch, tmp_path):
+    import visual_iq.recording
+    from visual_iq.tools.record import main
+
+    calls = []
+    monkeypatch.setattr(visual_iq.recording, "record_agent", lambda ckpt, out, **kwargs: calls.append(kwargs))
+    assert main(["--source", "agent", "--ckpt", "agent.ckpt", "--out", str(tmp_path), "--dagger"]) == 0
+    assert calls[0]["dagger"] is True and calls[0]["expert_labels"] is False
+    with pytest.raises(SystemExit):  # the expert's own states need no labels
+        main(["--source", "expert", "--out", str(tmp_path), "--dagger"])

@@ -43,12 +43,15 @@ def record_episodes(
     seed: int = 0,
     on_reset: Callable[[], None] | None = None,
     extra: dict[str, Any] | None = None,
+    recorded_action: Callable[[int], int] | None = None,
     progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
     """Run ``policy(observation) -> action`` for ``episodes`` episodes, saving each as it ends.
 
     Episode i is reset with seed ``seed + i``. ``on_reset`` is called after every reset (experts
-    use it to clear their plan). Returns the paths written.
+    use it to clear their plan). The action stored is the one executed, or what
+    ``recorded_action(executed)`` returns (DAgger stores the expert's label instead). Returns the
+    paths written.
     """
     settings: EnvSettings = env.get_wrapper_attr("settings")
     written = []
@@ -63,7 +66,9 @@ def record_episodes(
         while not done:
             action = policy(observation)
             observation, reward, terminated, truncated, info = env.step(action)
-            builder.add(info.get(EXECUTED_ACTION, action), reward, observation, terminated, truncated)
+            executed = info.get(EXECUTED_ACTION, action)
+            stored = executed if recorded_action is None else recorded_action(executed)
+            builder.add(stored, reward, observation, terminated, truncated)
             done = terminated or truncated
         episode = builder.finish(source, extra)
         path = save_episode(episode, next_episode_path(out))
@@ -106,7 +111,8 @@ class ExpertJudge:
     agent has drifted to states the demos do not cover. Steps are counted by what the expert was
     doing: ``no ball`` (between points), ``following`` the ball, or steering to a ``planned``
     meeting point (the ball approaching and close). Call `start_episode` after every reset;
-    ``episodes`` holds one ``{phase: [steps, agreed]}`` tally per episode.
+    ``episodes`` holds one ``{phase: [steps, agreed]}`` tally per episode, ``label`` the expert's
+    action at the last step.
     """
 
     PHASES = ("no ball", "following", "planned")
@@ -116,13 +122,14 @@ class ExpertJudge:
         self.expert = expert
         self.expert_acts = expert_acts
         self.episodes: list[dict[str, list[int]]] = []
+        self.label: int | None = None
 
     def start_episode(self) -> None:
         self.expert.reset()
         self.episodes.append({phase: [0, 0] for phase in self.PHASES})
 
     def __call__(self, observation: np.ndarray) -> int:
-        label = self.expert()  # reads the RAM before the step, as when the expert records
+        label = self.label = self.expert()  # reads the RAM before the step, as when the expert records
         action = self.policy(observation)
         tally = self.episodes[-1][self.expert.phase]
         tally[0] += 1
@@ -200,7 +207,7 @@ def _report(judge: ExpertJudge, progress: Callable[[str], None]) -> None:
 def record_agent(
     ckpt: str | os.PathLike, out: str | os.PathLike, *, episodes: int, seed: int = 0,
     game: str | None = None, sticky_actions: float = STICKY_ACTIONS, noop_max: int = NOOP_MAX,
-    expert_labels: bool = False, progress: Callable[[str], None] = _progress,
+    expert_labels: bool = False, dagger: bool = False, progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
     """Record a trained agent from checkpoint ``ckpt`` playing greedily (argmax Q).
 
@@ -208,20 +215,26 @@ def record_agent(
     probability and no-op starts. If ``game`` is given and is not the checkpoint's game, a
     `CheckpointError` names both. ``expert_labels``: also ask the scripted expert for its action
     at every step (`ExpertJudge`; Pong, Breakout) and report how often the agent agreed.
+    ``dagger``: as ``expert_labels``, and store the expert's action instead of the agent's (one
+    round of DAgger, Ross et al. 2011): the agent's own states, labelled by the expert, to train
+    on as demos. Their metadata says so (``labels: expert``); the next state of each step is still
+    the one the agent's action led to.
     """
     agent = load_agent(ckpt, EnvSettings(game) if game is not None else None)
     settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
     env = make_env(settings)
-    policy, judge = greedy_policy(agent), None
+    policy, judge, extra = greedy_policy(agent), None, {"checkpoint": str(ckpt)}
     try:
-        if expert_labels:
+        if expert_labels or dagger:
             from visual_iq.experts import LookaheadExpert
 
             policy = judge = ExpertJudge(policy, LookaheadExpert(env))
+        if dagger:
+            extra["labels"] = "expert"
         written = record_episodes(
             env, policy, out, episodes=episodes, source="agent", seed=seed,
-            on_reset=judge.start_episode if judge else None, extra={"checkpoint": str(ckpt)},
-            progress=progress,
+            on_reset=judge.start_episode if judge else None, extra=extra,
+            recorded_action=(lambda _executed: judge.label) if dagger else None, progress=progress,
         )
     finally:
         env.close()

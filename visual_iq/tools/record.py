@@ -49,11 +49,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="compare a trained agent (--ckpt) with the scripted expert (Pong, Breakout) at "
                              "every step and print how often they agreed, per situation: on the agent's own "
                              "states (--source agent) or on the expert's (--source expert)")
+    parser.add_argument("--dagger", action="store_true",
+                        help="agent: as --expert-labels, and store the expert's action at every step instead "
+                             "of the agent's (one round of DAgger): the agent's own states with the expert's "
+                             "labels, to add to the demos")
     args = parser.parse_args(argv)
     if args.source == "agent" and args.ckpt is None:
         parser.error("--source agent needs --ckpt PATH")
     if args.replan_every < 1:
         parser.error(f"--replan-every must be >= 1, got {args.replan_every}")
+    if args.dagger and args.source != "agent":
+        parser.error("--dagger labels a trained agent's own states: use --source agent --ckpt PATH")
     if args.expert_labels and (args.source == "human" or args.ckpt is None):
         parser.error("--expert-labels compares a trained agent with the expert: use --source agent or expert, and --ckpt PATH")
     return args
@@ -74,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             from visual_iq.recording import record_agent
 
             record_agent(args.ckpt, args.out, episodes=args.episodes or 1, seed=args.seed, game=args.game,
-                         sticky_actions=args.sticky, noop_max=args.noop_max, expert_labels=args.expert_labels)
+                         sticky_actions=args.sticky, noop_max=args.noop_max, expert_labels=args.expert_labels,
+                         dagger=args.dagger)
         elif args.source == "human":
             from visual_iq.recording import record_human
 
