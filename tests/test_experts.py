@@ -176,3 +176,24 @@ def test_record_tool_dagger_flag(monkeypatch, tmp_path):
     assert calls[0]["dagger"] is True and calls[0]["expert_labels"] is False
     with pytest.raises(SystemExit):  # the expert's own states need no labels
         main(["--source", "expert", "--out", str(tmp_path), "--dagger"])
+
+
+def test_asking_the_expert_does_not_change_the_game(tmp_path):
+    """A judged game must be the game the policy plays alone: the expert plans in its own emulator,
+    so the env's sticky actions repeat the policy's last action and draw from the env's random
+    stream as without it (planning in the env's emulator and restoring its state changed both)."""
+    settings = EnvSettings("Pong", sticky_actions=0.25, noop_max=0, max_episode_frames=2400)
+    pattern = [2] * 5 + [0] * 2 + [3] * 5 + [0] * 3  # a paddle that keeps moving, so stickiness shows
+
+    def frames(judged: bool) -> np.ndarray:
+        env = make_env(settings)
+        steps = iter(pattern * 1000)
+        policy = lambda _observation: next(steps)  # noqa: E731
+        judge = ExpertJudge(policy, LookaheadExpert(env)) if judged else None
+        path = record_episodes(env, judge or policy, tmp_path / f"judged_{judged}", episodes=1, source="agent",
+                               seed=3, on_reset=judge.start_episode if judge else None, progress=lambda _m: None)[0]
+        if judge is not None:
+            assert judge.episodes[0]["planned"][0] > 0  # the expert did plan (and simulate) during the game
+        return load_episode(path).frames
+
+    assert np.array_equal(frames(judged=True), frames(judged=False))

@@ -3,9 +3,12 @@
 Both games reduce to one decision: where to put the paddle when the ball arrives. The expert
 answers it by search. Once the ball coming towards the paddle is close enough (``plan_from``),
 it clones the emulator state (`ALEInterface.cloneState`), and for each
-candidate paddle position simulates agent steps with a simple "move the paddle to the target"
-controller until a point is scored or lost (Pong), or a life is lost or the horizon ends
-(Breakout); it then restores the state and commits to the best target. The rest of the time it
+candidate paddle position simulates agent steps in a private copy of the emulator with a simple
+"move the paddle to the target" controller until a point is scored or lost (Pong), or a life is
+lost or the horizon ends (Breakout); it then commits to the best target. The env's own emulator is
+only read, so asking the expert never changes the game (simulating in it and restoring the state
+did: ALE's state leaves out the action sticky frames repeat, so after a plan the game's next sticky
+frames repeated the simulation's last action, and the rollouts drew from the game's random stream). The rest of the time it
 follows the ball, so most of its play is a visible function of the frames (easy to imitate), and
 a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder
 stores are the normal pixel observations; the RAM is read only to decide the action.
@@ -61,12 +64,14 @@ _SPECS = {
 }
 
 
-def _planning_emulator(rom: str) -> ALEInterface:
-    """A private emulator of ``rom`` without sticky actions, for deterministic rollouts (states
-    are copied into it from the env's emulator with ``restoreState``)."""
+def _planning_emulator(rom: str, sticky_actions: float, seed: int = 0) -> ALEInterface:
+    """A private emulator of ``rom`` for the rollouts, with the given sticky-action probability
+    (0: deterministic rollouts) and its own random stream; states are copied into it from the env's
+    emulator with ``restoreState``."""
     ale = ALEInterface()
     ale.setLoggerMode(LoggerMode.Error)
-    ale.setFloat("repeat_action_probability", 0.0)
+    ale.setFloat("repeat_action_probability", sticky_actions)
+    ale.setInt("random_seed", seed)
     ale.setInt("frame_skip", 1)
     ale.loadROM(roms.get_rom_path(rom))
     return ale
@@ -80,9 +85,8 @@ class LookaheadExpert:
     ``replan_every``: agent steps between full plans while the ball approaches (every step in
     between, the current target is re-checked and replaced by a safe one if it would miss);
     ``samples``: rollouts per candidate target (default: per game).
-    ``deterministic_plans``: simulate in a private copy of the emulator without sticky actions
-    instead of in the env's own (with them): a plan is then a fixed function of the emulator
-    state, so two experts in the same state choose the same target (with sticky rollouts they
+    ``deterministic_plans``: simulate without sticky actions instead of with the env's: a plan is
+    then a fixed function of the emulator state, so two experts in the same state choose the same target (with sticky rollouts they
     choose different actions on ~4 % of planned-phase steps: label noise an imitator cannot learn
     away; `benchmarks/expert_consistency.py`).
     """
@@ -101,7 +105,8 @@ class LookaheadExpert:
         self.deadband = deadband
         self.replan_every = replan_every
         self.samples = samples or self.spec.samples
-        self.planner = _planning_emulator(env.unwrapped._game) if deterministic_plans else self.ale
+        sticky = 0.0 if deterministic_plans else env.get_wrapper_attr("settings").sticky_actions
+        self.planner = _planning_emulator(env.unwrapped._game, sticky)
         if deterministic_plans:
             self.samples = 1  # every rollout of a target is the same
         self.reset()
@@ -178,17 +183,17 @@ class LookaheadExpert:
         return total
 
     def _scores(self, targets: tuple[int, ...], until_bounce: bool) -> list[float]:
-        """Worst simulated score of each target over ``samples`` rollouts; the env's state is kept."""
+        """Worst simulated score of each target over ``samples`` rollouts, simulated in the private
+        emulator from the env's state (which is only read)."""
         state, paddle_memory = self.ale.cloneState(), self.previous_paddle
         scores = []
         for target in targets:
             samples = []
             for _ in range(self.samples):  # sticky actions make each rollout a random sample
-                self.planner.restoreState(state)  # the env's own emulator, or the private copy
+                self.planner.restoreState(state)
                 samples.append(self._score(target, until_bounce))
                 self.previous_paddle = paddle_memory
             scores.append(float(np.min(samples)))
-        self.ale.restoreState(state)
         return scores
 
     def is_close(self, towards: int) -> bool:
