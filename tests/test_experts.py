@@ -197,3 +197,16 @@ def test_asking_the_expert_does_not_change_the_game(tmp_path):
         return load_episode(path).frames
 
     assert np.array_equal(frames(judged=True), frames(judged=False))
+
+
+def test_expert_demos_with_sticky_actions_replay_exactly(tmp_path):
+    """Since the expert plans in its own emulator, its games replay from their seed and actions, so
+    `tools/demos.py render` can store them under other frame settings."""
+    from visual_iq.recording import rerender_episode
+
+    settings = EnvSettings("Pong", sticky_actions=0.25, max_episode_frames=1600)
+    [path] = record_expert(settings, tmp_path, episodes=1, seed=9, progress=lambda _m: None)
+    original = load_episode(path)
+    cropped = rerender_episode(original, EnvSettings("Pong", sticky_actions=0.25, max_episode_frames=1600,
+                                                     crop_top=34, crop_bottom=16))
+    assert np.array_equal(cropped.actions, original.actions) and cropped.length == original.length
