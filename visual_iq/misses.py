@@ -79,6 +79,9 @@ def play_approaches(
     """Play ``episodes`` episodes (seeds ``seed`` …) with ``policy(observation) -> action`` and
     return every approach and the episode returns. ``policy`` None: the expert itself plays (its own
     miss rate, the baseline; no takeovers). ``takeover_samples``: expert play-outs per missed approach.
+    Asking the expert does not change the game, but a take-over does: it plays in the game's own
+    emulator and restores its state, which leaves out the random stream and the action sticky frames
+    repeat, so a game with take-overs goes on differently after each missed approach.
     """
     expert = LookaheadExpert(env)
     ale, sign = expert.ale, expert.spec.approaching_sign
