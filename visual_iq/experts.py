@@ -8,9 +8,9 @@ candidate paddle position simulates agent steps in a private copy of the emulato
 lost or the horizon ends (Breakout); it then commits to the best target. The env's own emulator is
 only read, so asking the expert never changes the game (simulating in it and restoring the state
 did: ALE's state leaves out the action sticky frames repeat, so after a plan the game's next sticky
-frames repeated the simulation's last action, and the rollouts drew from the game's random stream). The rest of the time it
-follows the ball, so most of its play is a visible function of the frames (easy to imitate), and
-a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder
+frames repeated the simulation's last action, and the rollouts drew from the game's random stream).
+The rest of the time it follows the ball, so most of its play is a visible function of the frames
+(easy to imitate), and a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder
 stores are the normal pixel observations; the RAM is read only to decide the action.
 
 RAM facts (see ``shared/atari-notes.md``): Pong ball x/y = ram[49]/ram[54], player paddle
@@ -86,9 +86,9 @@ class LookaheadExpert:
     between, the current target is re-checked and replaced by a safe one if it would miss);
     ``samples``: rollouts per candidate target (default: per game).
     ``deterministic_plans``: simulate without sticky actions instead of with the env's: a plan is
-    then a fixed function of the emulator state, so two experts in the same state choose the same target (with sticky rollouts they
-    choose different actions on ~4 % of planned-phase steps: label noise an imitator cannot learn
-    away; `benchmarks/expert_consistency.py`).
+    then a fixed function of the emulator state, so two experts in the same state choose the same
+    target (with sticky rollouts they choose different actions on ~4 % of planned-phase steps:
+    label noise an imitator cannot learn away; `benchmarks/expert_consistency.py`).
     """
 
     def __init__(
