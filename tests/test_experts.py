@@ -3,11 +3,22 @@
 import numpy as np
 import pytest
 
-from visual_iq.demos import load_episode
+from visual_iq.demos import Episode, load_episode
 from visual_iq.envs import EnvSettings, make_env
 from visual_iq.errors import ConfigError
 from visual_iq.experts import LookaheadExpert
 from visual_iq.recording import ExpertJudge, record_episodes, record_expert
+
+
+def _judged_game(settings: EnvSettings, policy, out, seed: int, expert_acts: bool = False,
+                 store_labels: bool = False) -> tuple[ExpertJudge, Episode]:
+    """One episode of ``policy`` with the expert asked at every step (`ExpertJudge`), recorded in
+    ``out``; ``store_labels``: the expert's labels are stored instead of the executed actions."""
+    env = make_env(settings)
+    judge = ExpertJudge(policy, LookaheadExpert(env), expert_acts=expert_acts)
+    [path] = record_episodes(env, judge, out, episodes=1, source="agent", seed=seed, on_reset=judge.start_episode,
+                             progress=lambda _m: None, recorded_action=(lambda: judge.label) if store_labels else None)
+    return judge, load_episode(path)
 
 
 @pytest.mark.parametrize("game, steps, paddle_targets", [
@@ -99,12 +110,10 @@ def test_judge_asks_the_expert_before_each_step_and_counts_agreement_by_phase(tm
     recorded = load_episode(record_expert(settings, tmp_path / "expert", episodes=1, seed=7, progress=lambda _m: None)[0])
 
     def judged(actions: np.ndarray, expert_acts: bool = False) -> tuple[ExpertJudge, np.ndarray]:
-        env = make_env(settings)
         steps = iter(actions.tolist())
-        judge = ExpertJudge(lambda _observation: next(steps), LookaheadExpert(env), expert_acts=expert_acts)
-        path = record_episodes(env, judge, tmp_path / "judged", episodes=1, source="agent", seed=7,
-                               on_reset=judge.start_episode, progress=lambda _m: None)[0]
-        return judge, load_episode(path).frames
+        judge, episode = _judged_game(settings, lambda _observation: next(steps), tmp_path / "judged", seed=7,
+                                      expert_acts=expert_acts)
+        return judge, episode.frames
 
     replay, _ = judged(recorded.actions)
     assert replay.agreement() == {"no ball": 1.0, "following": 1.0, "planned": 1.0, "all": 1.0}
@@ -150,16 +159,9 @@ def test_dagger_stores_the_experts_labels_on_the_agents_own_states(tmp_path):
     judge's agreement; without ``recorded_action`` the executed actions are stored."""
     settings = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=1200)
 
-    def record(dagger: bool):
-        env = make_env(settings)
-        judge = ExpertJudge(lambda _observation: 0, LookaheadExpert(env))  # an agent that never moves
-        path = record_episodes(env, judge, tmp_path / f"dagger_{dagger}", episodes=1, source="agent", seed=7,
-                               on_reset=judge.start_episode, progress=lambda _m: None,
-                               recorded_action=(lambda _executed: judge.label) if dagger else None)[0]
-        return judge, load_episode(path)
-
-    judge, labelled = record(dagger=True)
-    _, executed = record(dagger=False)
+    never_moves = lambda _observation: 0  # noqa: E731
+    judge, labelled = _judged_game(settings, never_moves, tmp_path / "labels", seed=7, store_labels=True)
+    _, executed = _judged_game(settings, never_moves, tmp_path / "executed", seed=7)
     assert not executed.actions.any()  # NOOP executed throughout
     assert np.array_equal(labelled.frames, executed.frames)  # the same (agent's) game
     assert len(set(labelled.actions.tolist())) >= 3  # the expert steers: its labels, not NOOPs
@@ -185,18 +187,13 @@ def test_asking_the_expert_does_not_change_the_game(tmp_path):
     settings = EnvSettings("Pong", sticky_actions=0.25, noop_max=0, max_episode_frames=2400)
     pattern = [2] * 5 + [0] * 2 + [3] * 5 + [0] * 3  # a paddle that keeps moving, so stickiness shows
 
-    def frames(judged: bool) -> np.ndarray:
-        env = make_env(settings)
-        steps = iter(pattern * 1000)
-        policy = lambda _observation: next(steps)  # noqa: E731
-        judge = ExpertJudge(policy, LookaheadExpert(env)) if judged else None
-        path = record_episodes(env, judge or policy, tmp_path / f"judged_{judged}", episodes=1, source="agent",
-                               seed=3, on_reset=judge.start_episode if judge else None, progress=lambda _m: None)[0]
-        if judge is not None:
-            assert judge.episodes[0]["planned"][0] > 0  # the expert did plan (and simulate) during the game
-        return load_episode(path).frames
-
-    assert np.array_equal(frames(judged=True), frames(judged=False))
+    steps = iter(pattern * 1000)
+    judge, judged = _judged_game(settings, lambda _observation: next(steps), tmp_path / "judged", seed=3)
+    assert judge.episodes[0]["planned"][0] > 0  # the expert did plan (and simulate) during the game
+    steps = iter(pattern * 1000)
+    [alone] = record_episodes(make_env(settings), lambda _observation: next(steps), tmp_path / "alone", episodes=1,
+                              source="agent", seed=3, progress=lambda _m: None)
+    assert np.array_equal(judged.frames, load_episode(alone).frames)
 
 
 def test_expert_demos_with_sticky_actions_replay_exactly(tmp_path):

@@ -43,15 +43,15 @@ def record_episodes(
     seed: int = 0,
     on_reset: Callable[[], None] | None = None,
     extra: dict[str, Any] | None = None,
-    recorded_action: Callable[[int], int] | None = None,
+    recorded_action: Callable[[], int] | None = None,
     progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
     """Run ``policy(observation) -> action`` for ``episodes`` episodes, saving each as it ends.
 
     Episode i is reset with seed ``seed + i``. ``on_reset`` is called after every reset (experts
     use it to clear their plan). The action stored is the one executed, or what
-    ``recorded_action(executed)`` returns (DAgger stores the expert's label instead). Returns the
-    paths written.
+    ``recorded_action()`` returns after each step (DAgger stores the expert's label instead).
+    Returns the paths written.
     """
     settings: EnvSettings = env.get_wrapper_attr("settings")
     written = []
@@ -66,8 +66,7 @@ def record_episodes(
         while not done:
             action = policy(observation)
             observation, reward, terminated, truncated, info = env.step(action)
-            executed = info.get(EXECUTED_ACTION, action)
-            stored = executed if recorded_action is None else recorded_action(executed)
+            stored = info.get(EXECUTED_ACTION, action) if recorded_action is None else recorded_action()
             builder.add(stored, reward, observation, terminated, truncated)
             done = terminated or truncated
         episode = builder.finish(source, extra)
@@ -234,7 +233,7 @@ def record_agent(
         written = record_episodes(
             env, policy, out, episodes=episodes, source="agent", seed=seed,
             on_reset=judge.start_episode if judge else None, extra=extra,
-            recorded_action=(lambda _executed: judge.label) if dagger else None, progress=progress,
+            recorded_action=(lambda: judge.label) if dagger else None, progress=progress,
         )
     finally:
         env.close()
