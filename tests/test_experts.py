@@ -69,6 +69,37 @@ def test_deterministic_plans_are_a_function_of_the_state():
     assert differ >= 1
 
 
+def test_rollouts_start_with_the_games_last_action_in_sticky_frames():
+    """ALE's state leaves out the action sticky frames repeat, so a rollout restored from the game's
+    state would repeat the previous rollout's last action. Primed with the action the game executed
+    (NOOP here), a NOOP step in the planner never moves the paddle, even after a rollout of UP;
+    restored alone, it does (the control)."""
+    env = make_env(EnvSettings("Pong", sticky_actions=0.25, noop_max=0))
+    expert = LookaheadExpert(env)
+    env.reset(seed=5)
+    for _ in range(25):
+        env.step(0)
+    expert.executed(0)
+    state, planner = expert.ale.cloneState(), expert.planner
+    up, noop = expert.action_set[expert.spec.decrease], expert.action_set[0]
+
+    def moved_after_stale_up(prime: bool) -> int:
+        moved = 0
+        for _ in range(40):
+            planner.restoreState(state)
+            for _ in range(30):
+                planner.act(up)  # a rollout that ends pressing UP
+            expert._prime_sticky(state) if prime else planner.restoreState(state)
+            before = expert.positions(planner)[2]
+            for _ in range(4):
+                planner.act(noop)
+            moved += expert.positions(planner)[2] != before
+        return moved
+
+    assert moved_after_stale_up(prime=False) >= 3
+    assert moved_after_stale_up(prime=True) == 0
+
+
 def test_no_expert_for_other_games():
     with pytest.raises(ConfigError, match="no scripted expert for Seaquest; experts exist for Pong, Breakout"):
         LookaheadExpert(make_env("Seaquest"))

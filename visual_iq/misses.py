@@ -48,13 +48,16 @@ def approach_outcome(before: int, after: int, approaching_sign: int, reward: flo
     return None
 
 
-def expert_plays_on(env: gym.Env, state, max_steps: int = 500) -> str:
+def expert_plays_on(env: gym.Env, state, last_action: int = 0, max_steps: int = 500) -> str:
     """Restore the emulator ``state`` and let a fresh expert play until the approach ends.
+
+    ``last_action``: the action executed before ``state`` (the one its rollouts' sticky frames repeat).
 
     Sticky actions draw from the emulator's random stream, so repeated calls are different samples.
     The caller restores its own state afterwards. Returns ``missed``, ``returned``, or ``timeout``.
     """
     expert = LookaheadExpert(env)
+    expert.executed(last_action)
     expert.ale.restoreState(state)
     towards = expert.positions()[1]
     for _ in range(max_steps):
@@ -91,15 +94,18 @@ def play_approaches(
         observation, _ = env.reset(seed=seed + index)
         expert.reset()
         current, close_state, moved, total, done = None, None, 0, 0.0, False
+        close_action = 0
         while not done:
             along, towards, _ = expert.positions()
+            previous = expert.last_action  # executed in the step before this one
             label = expert()
             action = label if policy is None else policy(observation)
+            expert.executed(action)
             in_play = bool(along and towards)
             if current is None and in_play and moved * sign > 0:
                 current, close_state = Approach(index), None
             if current is not None and current.close_from is None and expert.is_close(towards):
-                current.close_from, close_state = len(current.agreed), ale.cloneState()
+                current.close_from, close_state, close_action = len(current.agreed), ale.cloneState(), previous
             lives = ale.lives()
             observation, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
@@ -115,7 +121,7 @@ def play_approaches(
             current.outcome = outcome
             if outcome == MISSED and policy is not None and close_state is not None:
                 resume = ale.cloneState()
-                current.takeover = [expert_plays_on(env, close_state) for _ in range(takeover_samples)]
+                current.takeover = [expert_plays_on(env, close_state, close_action) for _ in range(takeover_samples)]
                 ale.restoreState(resume)
             approaches.append(current)
             current = None

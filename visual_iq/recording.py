@@ -88,16 +88,21 @@ class NoisyActions(gym.ActionWrapper):
     recovering from the small mistakes an imitator makes, not only the states of perfect play.
     """
 
-    def __init__(self, env: gym.Env, noise: float, seed: int = 0) -> None:
+    def __init__(
+        self, env: gym.Env, noise: float, seed: int = 0, on_action: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__(env)
         if not 0.0 <= noise < 1.0:
             raise ConfigError(f"action noise must be in [0, 1), got {noise}")
         self.noise = noise
         self.rng = np.random.default_rng(seed)
+        self.on_action = on_action  # told every executed action (the expert's rollouts need the game's)
 
     def action(self, action):
         if self.noise and self.rng.random() < self.noise:
-            return int(self.rng.integers(self.action_space.n))
+            action = int(self.rng.integers(self.action_space.n))
+        if self.on_action is not None:
+            self.on_action(int(action))
         return action
 
 
@@ -133,6 +138,8 @@ class ExpertJudge:
         tally = self.episodes[-1][self.expert.phase]
         tally[0] += 1
         tally[1] += int(action == label)
+        if not self.expert_acts:
+            self.expert.executed(action)
         return label if self.expert_acts else action
 
     def counts(self, episode: int | None = None) -> dict[str, tuple[int, int]]:
@@ -176,6 +183,8 @@ def record_expert(
         env = NoisyActions(env, action_noise, seed=seed)
     try:
         expert = LookaheadExpert(env, deterministic_plans=deterministic_plans, replan_every=replan_every)
+        if isinstance(env, NoisyActions):
+            env.on_action = expert.executed  # its rollouts then repeat the executed action in sticky frames
         policy, on_reset, judge = (lambda _observation: expert()), expert.reset, None
         if agent is not None:
             policy = judge = ExpertJudge(greedy_policy(agent), expert, expert_acts=True)
