@@ -16,6 +16,14 @@ def test_noise_replaces_about_the_asked_share_of_actions():
     assert set(np.unique(executed)) == {0, 1, 2}
 
 
+def test_the_executed_action_is_reported():
+    """The recorder tells the expert what was executed (its rollouts' sticky frames repeat it)."""
+    told = []
+    env = NoisyActions(make_env("visual_iq/Catch-v0"), noise=0.3, seed=0, on_action=told.append)
+    executed = [env.action(1) for _ in range(200)]
+    assert told == executed and any(a != 1 for a in told)
+
+
 def test_no_noise_executes_the_given_action():
     env = NoisyActions(make_env("visual_iq/Catch-v0"), noise=0.0)
     assert all(env.action(a) == a for a in [0, 1, 2] * 100)
