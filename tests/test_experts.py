@@ -6,7 +6,7 @@ import pytest
 from visual_iq.demos import Episode, load_episode
 from visual_iq.envs import EnvSettings, make_env
 from visual_iq.errors import ConfigError
-from visual_iq.experts import LookaheadExpert
+from visual_iq.experts import LookaheadExpert, restore_state
 from visual_iq.recording import ExpertJudge, record_episodes, record_expert
 
 
@@ -79,7 +79,6 @@ def test_rollouts_start_with_the_games_last_action_in_sticky_frames():
     env.reset(seed=5)
     for _ in range(25):
         env.step(0)
-    expert.executed(0)
     state, planner = expert.ale.cloneState(), expert.planner
     up, noop = expert.action_set[expert.spec.decrease], expert.action_set[0]
 
@@ -89,7 +88,7 @@ def test_rollouts_start_with_the_games_last_action_in_sticky_frames():
             planner.restoreState(state)
             for _ in range(30):
                 planner.act(up)  # a rollout that ends pressing UP
-            expert._prime_sticky(state) if prime else planner.restoreState(state)
+            restore_state(planner, state, noop) if prime else planner.restoreState(state)
             before = expert.positions(planner)[2]
             for _ in range(4):
                 planner.act(noop)
@@ -98,6 +97,19 @@ def test_rollouts_start_with_the_games_last_action_in_sticky_frames():
 
     assert moved_after_stale_up(prime=False) >= 3
     assert moved_after_stale_up(prime=True) == 0
+
+
+def test_the_expert_primes_its_rollouts_with_the_executed_action(monkeypatch):
+    """Every rollout starts from the action the game last executed: the expert's own, or the one a
+    recorder reports with `executed`."""
+    env = make_env(EnvSettings("Pong", sticky_actions=0.25, noop_max=0))
+    expert = LookaheadExpert(env)
+    env.reset(seed=5)
+    primed = []
+    monkeypatch.setattr("visual_iq.experts.restore_state", lambda ale, state, action: primed.append(action))
+    expert.executed(3)
+    expert._scores((120, 126), until_bounce=True)
+    assert primed == [expert.action_set[3]] * 2
 
 
 def test_no_expert_for_other_games():

@@ -9,8 +9,8 @@ lost or the horizon ends (Breakout); it then commits to the best target. The env
 only read, so asking the expert never changes the game (simulating in it and restoring the state
 did: ALE's state leaves out the action sticky frames repeat, so after a plan the game's next sticky
 frames repeated the simulation's last action, and the rollouts drew from the game's random stream).
-For the same reason each rollout is first primed with the game's last action (`executed`), so its
-sticky frames repeat what the game's would.
+For the same reason each rollout starts from the game's last action (`restore_state`; the expert
+assumes its own unless told otherwise with `executed`), so its sticky frames repeat what the game's would.
 The rest of the time it follows the ball, so most of its play is a visible function of the frames
 (easy to imitate), and a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder
 stores are the normal pixel observations; the RAM is read only to decide the action.
@@ -69,6 +69,16 @@ _SPECS = {
 _PRIMING_FRAMES = 8  # the stale action survives 8 sticky frames with probability 0.25**8 < 2e-5
 
 
+def restore_state(ale: ALEInterface, state, last_action) -> None:
+    """``ale.restoreState(state)``, with ``last_action`` (an ALE action) as the one its next sticky
+    frames repeat. ALE's state leaves that action out, so a plain restore keeps whatever the emulator
+    did last: a rollout's first sticky frames repeated the previous rollout's last action."""
+    ale.restoreState(state)
+    for _ in range(_PRIMING_FRAMES):  # each frame keeps the stale action with the sticky probability
+        ale.act(last_action)
+    ale.restoreState(state)
+
+
 def _planning_emulator(rom: str, sticky_actions: float, seed: int = 0) -> ALEInterface:
     """A private emulator of ``rom`` for the rollouts, with the given sticky-action probability
     (0: deterministic rollouts) and its own random stream; states are copied into it from the env's
@@ -121,7 +131,7 @@ class LookaheadExpert:
         self.steps_since_plan = 0
         self.previous_paddle: int | None = None
         self.previous_towards: int | None = None
-        self.last_action = 0  # the action the game's sticky frames repeat (see `_prime_sticky`)
+        self.last_action = 0  # the action the game's sticky frames repeat (see `restore_state`)
         self.phase = "no ball"  # what the last call did: "no ball", "following" or "planned"
 
     def positions(self, ale: ALEInterface | None = None) -> tuple[int, int, int]:
@@ -196,20 +206,11 @@ class LookaheadExpert:
         for target in targets:
             samples = []
             for _ in range(self.samples):  # sticky actions make each rollout a random sample
-                self._prime_sticky(state)
+                restore_state(self.planner, state, self.action_set[self.last_action])
                 samples.append(self._score(target, until_bounce))
                 self.previous_paddle = paddle_memory
             scores.append(float(np.min(samples)))
         return scores
-
-    def _prime_sticky(self, state) -> None:
-        """Put ``state`` into the planner with the game's last action as the one its sticky frames
-        repeat. ALE's state leaves that action out, so without this a rollout's first sticky frames
-        repeated the previous rollout's last action instead of the game's."""
-        self.planner.restoreState(state)
-        for _ in range(_PRIMING_FRAMES):  # each frame keeps the stale action with the sticky probability
-            self.planner.act(self.action_set[self.last_action])
-        self.planner.restoreState(state)
 
     def is_close(self, towards: int) -> bool:
         """Whether the ball is close enough to the paddle's line to plan the hit."""

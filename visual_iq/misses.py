@@ -18,7 +18,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from visual_iq.experts import LookaheadExpert
+from visual_iq.experts import LookaheadExpert, restore_state
 
 MISSED, RETURNED = "missed", "returned"
 
@@ -58,7 +58,7 @@ def expert_plays_on(env: gym.Env, state, last_action: int = 0, max_steps: int = 
     """
     expert = LookaheadExpert(env)
     expert.executed(last_action)
-    expert.ale.restoreState(state)
+    restore_state(expert.ale, state, expert.action_set[last_action])
     towards = expert.positions()[1]
     for _ in range(max_steps):
         reward, lost_life = expert.emulate_step(expert())
@@ -83,8 +83,8 @@ def play_approaches(
     return every approach and the episode returns. ``policy`` None: the expert itself plays (its own
     miss rate, the baseline; no takeovers). ``takeover_samples``: expert play-outs per missed approach.
     Asking the expert does not change the game, but a take-over does: it plays in the game's own
-    emulator and restores its state, which leaves out the random stream and the action sticky frames
-    repeat, so a game with take-overs goes on differently after each missed approach.
+    emulator and restores its state (with the action sticky frames repeat, `restore_state`), which
+    leaves out the random stream, so a game with take-overs goes on differently after each missed approach.
     """
     expert = LookaheadExpert(env)
     ale, sign = expert.ale, expert.spec.approaching_sign
@@ -122,7 +122,7 @@ def play_approaches(
             if outcome == MISSED and policy is not None and close_state is not None:
                 resume = ale.cloneState()
                 current.takeover = [expert_plays_on(env, close_state, close_action) for _ in range(takeover_samples)]
-                ale.restoreState(resume)
+                restore_state(ale, resume, expert.action_set[action])
             approaches.append(current)
             current = None
         returns.append(total)
