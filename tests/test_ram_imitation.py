@@ -1,0 +1,30 @@
+"""benchmarks/ram_imitation.py: the RAM features read the right steps, the planned phase is the expert's."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+SPEC = importlib.util.spec_from_file_location("ram_imitation", Path("benchmarks/ram_imitation.py"))
+ram_imitation = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(ram_imitation)
+
+
+def test_features_hold_this_step_and_the_ones_before_as_bits_and_bytes():
+    rams = np.zeros((4, 128), dtype=np.uint8)
+    rams[:, 49] = [10, 20, 30, 255]  # ball x per step
+    x = ram_imitation.features(rams, [49], steps=3)
+    assert x.shape == (4, 3 * 9)
+    assert x[:, -3:].tolist() == [[10, 10, 10], [20, 10, 10], [30, 20, 10], [255, 30, 20]]  # bytes: now, 1, 2 back
+    assert x[3, :8].tolist() == [1] * 8 and x[0, :8].tolist() == [0, 0, 0, 0, 1, 0, 1, 0]  # bits of 255 and 10
+    scaled = ram_imitation.as_input(x)
+    assert scaled[3, -3].item() == 1.0 and scaled[3, 0].item() == 1.0  # bytes scaled to [0, 1], bits kept
+
+
+def test_planned_phase_is_an_approaching_ball_past_plan_from():
+    rams = np.zeros((5, 128), dtype=np.uint8)
+    rams[:, ram_imitation.BALL_Y] = 100
+    rams[:, ram_imitation.BALL_X] = [120, 130, 135, 140, 138]  # approaching until the last step
+    assert ram_imitation.planned(rams).tolist() == [False, False, True, True, False]
+    rams[3, ram_imitation.BALL_Y] = 0  # no ball in play
+    assert not ram_imitation.planned(rams)[3]
