@@ -167,7 +167,8 @@ def main() -> None:
     parser.add_argument("demos", nargs="+")
     parser.add_argument("--held-out", required=True, help="demo directory kept apart for the agreement")
     parser.add_argument("--agent", help="a pixel agent to compare on the held-out steps")
-    parser.add_argument("--games", type=int, default=20)
+    parser.add_argument("--agent-frames", help="the held-out games in the agent's frame settings (default: --held-out)")
+    parser.add_argument("--games", type=int, default=20, help="fresh games to play (0: none)")
     parser.add_argument("--seed", type=int, default=40000)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
@@ -204,7 +205,7 @@ def main() -> None:
               "history": steps, "decay": args.decay, "ema": args.ema}
     players = {"ram_mlp": greedy(net, test_x)}
     if args.agent:
-        players["pixel_agent"] = pixel_greedy(args.agent, args.held_out)
+        players["pixel_agent"] = pixel_greedy(args.agent, args.agent_frames or args.held_out)
         result["pixel_agent"] = args.agent
     for name, actions in players.items():
         result[f"{name}_agreement"] = float(np.mean(actions == labels))
@@ -212,8 +213,10 @@ def main() -> None:
         result[f"{name}_other_agreement"] = float(np.mean(actions[~in_plan] == labels[~in_plan]))
     print(json.dumps(result), flush=True)
     returns = play(net, episodes[0].settings, args.games, args.seed, indices, steps)
-    result.update(games=args.games, seed=args.seed, returns=returns, mean_return=float(np.mean(returns)),
-                  std_return=float(np.std(returns)), seconds=round(time.time() - started))
+    if returns:
+        result.update(games=args.games, seed=args.seed, returns=returns, mean_return=float(np.mean(returns)),
+                      std_return=float(np.std(returns)))
+    result["seconds"] = round(time.time() - started)
     print(json.dumps(result))
     if args.json:
         with open(args.json, "w") as f:
