@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import pickle
+import sys
 import time
 from types import SimpleNamespace
 
@@ -29,15 +30,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from visual_iq.demos import iter_episodes
+from visual_iq.demos import Episode, demo_paths, load_episode
+from visual_iq.errors import DemoError, VisualIQError
 from visual_iq.envs import make_env, make_screen_env
 
 BALL_X, BALL_Y, PADDLE_Y = 49, 54, 51  # Pong RAM (shared/atari-notes.md)
 PLAN_FROM = 131  # the Pong expert plans once the approaching ball's x passes this (visual_iq.experts)
 
 
-def replay_rams(episode) -> np.ndarray:
-    """The RAM before each step of ``episode``, its game replayed from its seed (rewards checked)."""
+def replay_rams(episode: Episode, where: str) -> np.ndarray:
+    """The RAM before each step of ``episode``, its game replayed from its seed; `DemoError` naming
+    ``where`` if a reward or the episode's end differs (a game that does not replay exactly)."""
     env = make_screen_env(episode.settings)
     try:
         env.reset(seed=episode.seed)
@@ -46,8 +49,9 @@ def replay_rams(episode) -> np.ndarray:
         for step, action in enumerate(episode.actions):
             rams.append(ale.getRAM().copy())
             _, reward, terminated, truncated, _ = env.step(int(action))
-            if reward != episode.rewards[step]:
-                raise RuntimeError(f"episode with seed {episode.seed} does not replay (step {step})")
+            if reward != episode.rewards[step] or (terminated or truncated) != (step == episode.length - 1):
+                raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another reward or "
+                                f"episode end at step {step}: the game does not replay exactly")
         return np.stack(rams)
     finally:
         env.close()
@@ -128,11 +132,12 @@ def pixel_greedy(ckpt: str, held_out: str) -> np.ndarray:
     return np.concatenate([episode_q_values(agent, e)[:-1].argmax(1).numpy() for e in episodes_for_agent(agent, held_out)])
 
 
-def load(directories) -> tuple[list[np.ndarray], list]:
+def load(directories: str | list[str]) -> tuple[list[np.ndarray], list[SimpleNamespace]]:
     """The RAM of every step of the demos (replayed) and their actions and settings (not their frames)."""
     rams, episodes = [], []
-    for episode in iter_episodes(directories):
-        rams.append(replay_rams(episode))
+    for path in demo_paths(directories):
+        episode = load_episode(path)
+        rams.append(replay_rams(episode, str(path)))
         episodes.append(SimpleNamespace(actions=episode.actions.astype(np.int64), settings=episode.settings))
     return rams, episodes
 
@@ -224,4 +229,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except VisualIQError as error:  # a demo that does not replay, a missing directory: one line, not a traceback
+        sys.exit(f"error: {error}")

@@ -1,9 +1,11 @@
 """benchmarks/ram_imitation.py: the RAM features read the right steps, the planned phase is the expert's."""
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SPEC = importlib.util.spec_from_file_location("ram_imitation", Path("benchmarks/ram_imitation.py"))
 ram_imitation = importlib.util.module_from_spec(SPEC)
@@ -28,3 +30,24 @@ def test_planned_phase_is_an_approaching_ball_past_plan_from():
     assert ram_imitation.planned(rams).tolist() == [False, False, True, True, False]
     rams[3, ram_imitation.BALL_Y] = 0  # no ball in play
     assert not ram_imitation.planned(rams)[3]
+
+
+def test_a_game_replays_from_its_seed_and_one_that_does_not_is_named(tmp_path):
+    from visual_iq.demos import load_episode
+    from visual_iq.envs import EnvSettings, make_env
+    from visual_iq.errors import DemoError
+    from visual_iq.recording import record_episodes
+
+    settings = EnvSettings("Pong", max_episode_frames=600)  # sticky actions 0.25, ~150 steps
+    rng = np.random.default_rng(0)
+    [path] = record_episodes(make_env(settings), lambda _obs: int(rng.integers(6)), tmp_path, episodes=1,
+                             source="agent", seed=4, progress=lambda _m: None)
+    episode = load_episode(path)
+    rams = ram_imitation.replay_rams(episode, str(path))
+    assert rams.shape == (episode.length, 128)
+    reset = make_env(settings)
+    reset.reset(seed=4)
+    assert np.array_equal(rams[0], reset.unwrapped.ale.getRAM())  # the RAM before the first step
+    shifted = dataclasses.replace(episode, seed=5)  # another game's seed: its rewards or end differ
+    with pytest.raises(DemoError, match="does not replay exactly"):
+        ram_imitation.replay_rams(shifted, "shifted.npz")
