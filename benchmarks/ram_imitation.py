@@ -31,30 +31,19 @@ import torch
 from torch import Tensor, nn
 
 from visual_iq.demos import Episode, demo_paths, load_episode
-from visual_iq.errors import DemoError, VisualIQError
-from visual_iq.envs import make_env, make_screen_env
+from visual_iq.envs import make_env
+from visual_iq.errors import VisualIQError
+from visual_iq.recording import replay
 
 BALL_X, BALL_Y, PADDLE_Y = 49, 54, 51  # Pong RAM (shared/atari-notes.md)
 PLAN_FROM = 131  # the Pong expert plans once the approaching ball's x passes this (visual_iq.experts)
 
 
 def replay_rams(episode: Episode, where: str) -> np.ndarray:
-    """The RAM before each step of ``episode``, its game replayed from its seed; `DemoError` naming
-    ``where`` if a reward or the episode's end differs (a game that does not replay exactly)."""
-    env = make_screen_env(episode.settings)
-    try:
-        env.reset(seed=episode.seed)
-        ale = env.unwrapped.ale
-        rams = []
-        for step, action in enumerate(episode.actions):
-            rams.append(ale.getRAM().copy())
-            _, reward, terminated, truncated, _ = env.step(int(action))
-            if reward != episode.rewards[step] or (terminated or truncated) != (step == episode.length - 1):
-                raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another reward or "
-                                f"episode end at step {step}: the game does not replay exactly")
-        return np.stack(rams)
-    finally:
-        env.close()
+    """The RAM before each step of ``episode``, its game replayed from its seed (`DemoError` naming
+    ``where`` if it does not replay exactly)."""
+    return np.stack([env.unwrapped.ale.getRAM().copy() for step, _screen, env in replay(episode, where)
+                     if step < episode.length])
 
 
 POSITIONS = [BALL_X, BALL_Y, PADDLE_Y, 50]  # and the CPU's paddle y
@@ -74,7 +63,7 @@ def features(rams: np.ndarray, indices: list[int], steps: int) -> Tensor:
 
 
 def as_input(features: Tensor) -> Tensor:
-    """Bits as 0/1, bytes scaled to [0, 1]."""
+    """Bits as 0/1, bytes scaled to [0, 1] (a byte comes with its 8 bits: the last ninth are bytes)."""
     x = features.float()
     x[:, -features.shape[1] // 9:] /= 255.0
     return x
@@ -149,14 +138,11 @@ def play(net: nn.Module, settings, games: int, seed: int, indices: list[int], st
         for index in range(games):
             env.reset(seed=seed + index)
             ale = env.unwrapped.ale
-            first = ale.getRAM().copy()
-            previous, total, done = [first] * (steps - 1), 0.0, False
+            window, total, done = [ale.getRAM().copy()] * steps, 0.0, False  # the first step repeats itself
             while not done:
-                ram = ale.getRAM().copy()
+                window = window[1:] + [ale.getRAM().copy()]
                 with torch.no_grad():
-                    history = np.stack(previous + [ram])
-                    action = int(net(as_input(features(history, indices, steps)[-1:])).argmax())
-                previous = (previous + [ram])[1:]
+                    action = int(net(as_input(features(np.stack(window), indices, steps)[-1:])).argmax())
                 _, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 done = terminated or truncated

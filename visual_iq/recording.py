@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -347,6 +347,22 @@ def rerender_episode(episode: Episode, settings: EnvSettings, where: str = "epis
     changed = [d for d in episode.settings.differences(settings) if d.split(":")[0] not in FRAME_FIELDS]
     if changed:
         raise DemoError(f"{where}: only frame settings can be re-rendered, these differ: " + "; ".join(changed))
+    frames = []
+    for step, screen, _env in replay(episode, where):
+        if not np.array_equal(crop_and_resize(screen, episode.settings), episode.frames[step]):
+            raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another frame at "
+                            f"step {step} of {episode.length}: the game does not replay exactly")
+        frames.append(crop_and_resize(screen, settings))
+    return dataclasses.replace(episode, frames=np.stack(frames), settings=settings,
+                               extra={**episode.extra, "rerendered_from": episode.settings.to_dict()})
+
+
+def replay(episode: Episode, where: str = "episode") -> Iterator[tuple[int, np.ndarray, gym.Env]]:
+    """Replay ``episode``'s actions from its seed in `make_screen_env`: yields ``(step, screen, env)``
+    before each step and after the last one (step = length), the env's emulator then in that state.
+    A game with no seed, or whose rewards or end differ from the recording's (an expert that planned in
+    the env's own emulator moved its state, see ``--deterministic-plans``), raises `DemoError` naming ``where``.
+    """
     if episode.seed is None:
         raise DemoError(f"{where}: has no seed, so its game cannot be replayed")
     # The stored actions are the executed ones, FIREs pressed for the agent included (`visual_iq.fire`),
@@ -354,22 +370,16 @@ def rerender_episode(episode: Episode, settings: EnvSettings, where: str = "epis
     env = make_screen_env(episode.settings)
     try:
         screen, _ = env.reset(seed=episode.seed)
-        frames = [crop_and_resize(screen, settings)]
         for step in range(episode.length + 1):
-            if not np.array_equal(crop_and_resize(screen, episode.settings), episode.frames[step]):
-                raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another frame at "
-                                f"step {step} of {episode.length}: the game does not replay exactly")
+            yield step, screen, env
             if step == episode.length:
                 break
             screen, reward, terminated, truncated, _ = env.step(int(episode.actions[step]))
             if reward != episode.rewards[step] or (terminated or truncated) != (step == episode.length - 1):
                 raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another reward or "
                                 f"episode end at step {step} of {episode.length}: the game does not replay exactly")
-            frames.append(crop_and_resize(screen, settings))
     finally:
         env.close()
-    return dataclasses.replace(episode, frames=np.stack(frames), settings=settings,
-                               extra={**episode.extra, "rerendered_from": episode.settings.to_dict()})
 
 
 def rerender_demos(source: str | os.PathLike, out: str | os.PathLike, settings_changes: dict[str, Any],
