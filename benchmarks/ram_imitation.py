@@ -33,10 +33,11 @@ from torch import Tensor, nn
 from visual_iq.demos import Episode, demo_paths, load_episode
 from visual_iq.envs import make_env
 from visual_iq.errors import VisualIQError
+from visual_iq.experts import game_spec
 from visual_iq.recording import replay
 
-BALL_X, BALL_Y, PADDLE_Y = 49, 54, 51  # Pong RAM (shared/atari-notes.md)
-PLAN_FROM = 131  # the Pong expert plans once the approaching ball's x passes this (visual_iq.experts)
+PONG = game_spec("Pong")  # the expert's RAM layout: ball x (towards the paddle), ball y, paddle y
+CPU_PADDLE_Y = 50  # the opponent's paddle (shared/atari-notes.md)
 
 
 def replay_rams(episode: Episode, where: str) -> np.ndarray:
@@ -46,7 +47,7 @@ def replay_rams(episode: Episode, where: str) -> np.ndarray:
                      if step < episode.length])
 
 
-POSITIONS = [BALL_X, BALL_Y, PADDLE_Y, 50]  # and the CPU's paddle y
+POSITIONS = [PONG.ball_towards, PONG.ball_along, PONG.paddle, CPU_PADDLE_Y]
 FEATURES = {"all": (list(range(128)), 2), "positions": (POSITIONS, 3)}
 """RAM bytes read, and how many steps of them (this one and those before)."""
 
@@ -70,11 +71,11 @@ def as_input(features: Tensor) -> Tensor:
 
 
 def planned(rams: np.ndarray) -> np.ndarray:
-    """Steps where the ball approaches the player's paddle past ``PLAN_FROM`` (the expert's planned phase)."""
-    x = rams[:, BALL_X].astype(int)
+    """Steps where the ball approaches the player's paddle past the expert's ``plan_from`` (its planned phase)."""
+    x = rams[:, PONG.ball_towards].astype(int)
     previous = np.concatenate([x[:1], x[:-1]])
-    visible = (rams[:, BALL_X] != 0) & (rams[:, BALL_Y] != 0)
-    return visible & (x > previous) & (x >= PLAN_FROM)
+    visible = (rams[:, PONG.ball_towards] != 0) & (rams[:, PONG.ball_along] != 0)
+    return visible & (x > previous) & (x >= PONG.plan_from)
 
 
 @torch.no_grad()

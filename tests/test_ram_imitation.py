@@ -25,10 +25,10 @@ def test_features_hold_this_step_and_the_ones_before_as_bits_and_bytes():
 
 def test_planned_phase_is_an_approaching_ball_past_plan_from():
     rams = np.zeros((5, 128), dtype=np.uint8)
-    rams[:, ram_imitation.BALL_Y] = 100
-    rams[:, ram_imitation.BALL_X] = [120, 130, 135, 140, 138]  # approaching until the last step
+    rams[:, ram_imitation.PONG.ball_along] = 100
+    rams[:, ram_imitation.PONG.ball_towards] = [120, 130, 135, 140, 138]  # approaching until the last step
     assert ram_imitation.planned(rams).tolist() == [False, False, True, True, False]
-    rams[3, ram_imitation.BALL_Y] = 0  # no ball in play
+    rams[3, ram_imitation.PONG.ball_along] = 0  # no ball in play
     assert not ram_imitation.planned(rams)[3]
 
 

@@ -66,6 +66,14 @@ _SPECS = {
 }
 
 
+def game_spec(game: str) -> _GameSpec:
+    """Where ``game`` keeps its ball and paddle in RAM and when its expert plans (`ConfigError` for a
+    game without an expert)."""
+    if game not in _SPECS:
+        raise ConfigError(f"no scripted expert for {game}; experts exist for {', '.join(_SPECS)}")
+    return _SPECS[game]
+
+
 _PRIMING_FRAMES = 8  # the stale action survives 8 sticky frames with probability 0.25**8 < 2e-5
 
 
@@ -110,10 +118,7 @@ class LookaheadExpert:
         self, env: gym.Env, deadband: int = 12, replan_every: int = 6, samples: int | None = None,
         deterministic_plans: bool = False,
     ) -> None:
-        game = env.get_wrapper_attr("settings").game
-        if game not in _SPECS:
-            raise ConfigError(f"no scripted expert for {game}; experts exist for {', '.join(_SPECS)}")
-        self.spec = _SPECS[game]
+        self.spec = game_spec(env.get_wrapper_attr("settings").game)
         self.ale = env.unwrapped.ale
         self.action_set = env.unwrapped._action_set
         self.frame_skip = env.get_wrapper_attr("settings").frame_skip
