@@ -34,6 +34,7 @@ from visual_iq.demos import Episode, demo_paths, load_episode
 from visual_iq.envs import make_env
 from visual_iq.errors import VisualIQError
 from visual_iq.experts import game_spec
+from visual_iq.files import atomic_write, atomic_write_text
 from visual_iq.recording import replay
 
 PONG = game_spec("Pong")  # the expert's RAM layout: ball x (towards the paddle), ball y, paddle y
@@ -181,9 +182,8 @@ def main() -> None:
     else:
         rams, episodes = load(args.demos)
         test_rams, test_episodes = load(args.held_out)
-        if args.cache:
-            with open(args.cache, "wb") as f:
-                pickle.dump((rams, episodes, test_rams, test_episodes), f)
+        if args.cache:  # atomic: an interrupted write must not leave a cache that later fails to load
+            atomic_write(args.cache, lambda f: pickle.dump((rams, episodes, test_rams, test_episodes), f))
     print(f"replayed {len(episodes)} + {len(test_episodes)} episodes, {sum(map(len, rams)):,} + "
           f"{sum(map(len, test_rams)):,} steps, {time.time() - started:.0f} s", flush=True)
     labels = np.concatenate([e.actions for e in test_episodes])
@@ -211,8 +211,7 @@ def main() -> None:
     result["seconds"] = round(time.time() - started)
     print(json.dumps(result))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        atomic_write_text(args.json, json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
