@@ -6,7 +6,7 @@ The agent that misses a ball typically reverses its paddle in the last steps bef
 (docs/results.md, "Where the points are lost"). A commit margin m keeps the previous action while
 its Q is within m·α of the best action's (α: the agent's temperature, so m is a log-odds of the
 soft-Q policy), and otherwise plays greedily; m = 0 is greedy play. Each margin plays the same
-``--episodes`` games (env seeds ``--seed`` onwards, 16 at a time, as `visual_iq.evaluation` does);
+``--episodes`` games (env seeds ``--seed`` onwards, 16 at a time, as `visual_iq.train.evaluation` does);
 keep clear of the validation (10000+) and test (20000+) games if the answer is to choose a margin.
 An exploratory check: the package acts greedily (docs/results.md, "Committing to the previous action").
 """
@@ -19,9 +19,9 @@ import time
 import numpy as np
 import torch
 
-from visual_iq.agent import SoftQAgent, load_agent
-from visual_iq.evaluation import ENVS_AT_ONCE
-from visual_iq.rollout import VectorRollout
+from visual_iq.algo.agent import SoftQAgent, load_agent
+from visual_iq.train.evaluation import ENVS_AT_ONCE
+from visual_iq.train.rollout import VectorRollout
 
 
 def committed_actions(q: torch.Tensor, previous: np.ndarray, margin: float) -> np.ndarray:

@@ -13,8 +13,8 @@ import argparse
 
 import torch
 
-from visual_iq.agent import load_agent
-from visual_iq.rewards import episode_q_values, episodes_for_agent
+from visual_iq.algo.agent import load_agent
+from visual_iq.analysis.rewards import episode_q_values, episodes_for_agent
 
 
 def agreement(ckpt: str, demos: str, first: int, last: int | None) -> tuple[int, float]:

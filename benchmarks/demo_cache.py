@@ -20,8 +20,8 @@ import shutil
 import time
 from pathlib import Path
 
-from visual_iq.batches import BatchSource
-from visual_iq.envs import EnvSettings
+from visual_iq.data.batches import BatchSource
+from visual_iq.env.envs import EnvSettings
 from visual_iq.files import atomic_write_text
 
 

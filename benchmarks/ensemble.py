@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from visual_iq.agent import load_agent, soft_q_actions
-from visual_iq.evaluation import evaluate
+from visual_iq.algo.agent import load_agent, soft_q_actions
+from visual_iq.train.evaluation import evaluate
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from visual_iq.envs import EnvSettings, make_env
-from visual_iq.experts import LookaheadExpert
+from visual_iq.env.envs import EnvSettings, make_env
+from visual_iq.record.experts import LookaheadExpert
 from visual_iq.files import atomic_write_text
 
 MEMORY = ("target", "steps_since_plan", "previous_paddle", "previous_towards", "phase")

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from visual_iq.envs import EnvSettings, make_vector_env
+from visual_iq.env.envs import EnvSettings, make_vector_env
 
 WAITING = 400
 """Steps without a lost life, an episode end or a point after which an env counts as hung

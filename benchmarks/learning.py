@@ -46,13 +46,13 @@ import numpy as np
 import yaml
 
 from visual_iq.cli import model_from_config
-from visual_iq.curves import chain_curves, env_steps_at_evaluations, learning_curve, plot_curves
-from visual_iq.demos import iter_episodes
-from visual_iq.envs import num_actions
+from visual_iq.analysis.curves import chain_curves, env_steps_at_evaluations, learning_curve, plot_curves
+from visual_iq.data.demos import iter_episodes
+from visual_iq.env.envs import num_actions
 from visual_iq.errors import RunError
-from visual_iq.evaluation import VALIDATION_SEED, evaluate
+from visual_iq.train.evaluation import VALIDATION_SEED, evaluate
 from visual_iq.files import atomic_write_text
-from visual_iq.rollout import uniform_policy
+from visual_iq.train.rollout import uniform_policy
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import visual_iq
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 
 
 class _Stamps(L.Callback):
@@ -42,12 +42,12 @@ def main() -> None:
     parser.add_argument("network", choices=("nature", "small"))
     parser.add_argument("updates", type=int)
     parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="visual_iq.allocator.keep_freed_memory (what visual-iq fit does by default now)")
+                        help="visual_iq.train.allocator.keep_freed_memory (what visual-iq fit does by default now)")
     args = parser.parse_args()
     threads, network, updates = args.threads, args.network, args.updates
     if args.keep_freed_memory:
         # From this checkout's file, not the package on PYTHONPATH (an older commit may lack it).
-        spec = importlib.util.spec_from_file_location("allocator", Path(__file__).parents[1] / "visual_iq/allocator.py")
+        spec = importlib.util.spec_from_file_location("allocator", Path(__file__).parents[1] / "visual_iq/train/allocator.py")
         allocator = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(allocator)
         allocator.keep_freed_memory()

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from visual_iq.curves import run_scalars
+from visual_iq.analysis.curves import run_scalars
 from visual_iq.files import atomic_write_text
 
 VARIANTS: dict[str, list[str]] = {

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from visual_iq.agent import load_agent
-from visual_iq.rewards import episode_q_values, episodes_for_agent
+from visual_iq.algo.agent import load_agent
+from visual_iq.analysis.rewards import episode_q_values, episodes_for_agent
 
 
 def demo_rows(ckpt: str, demos: str, first: int, last: int | None) -> dict[str, Tensor]:

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from visual_iq.demos import Episode, demo_paths, load_episode
-from visual_iq.envs import make_env
+from visual_iq.data.demos import Episode, demo_paths, load_episode
+from visual_iq.env.envs import make_env
 from visual_iq.errors import VisualIQError
-from visual_iq.experts import game_spec
+from visual_iq.record.experts import game_spec
 from visual_iq.files import atomic_write, atomic_write_text
-from visual_iq.recording import replay
+from visual_iq.record.recording import replay
 
 PONG = game_spec("Pong")  # the expert's RAM layout: ball x (towards the paddle), ball y, paddle y
 CPU_PADDLE_Y = 50  # the opponent's paddle (shared/atari-notes.md)
@@ -116,8 +116,8 @@ def fit(inputs: Tensor, actions: Tensor, epochs: int, seed: int, held_out: tuple
 
 def pixel_greedy(ckpt: str, held_out: str) -> np.ndarray:
     """A pixel agent's greedy action on every step of the held-out demos."""
-    from visual_iq.agent import load_agent
-    from visual_iq.rewards import episode_q_values, episodes_for_agent
+    from visual_iq.algo.agent import load_agent
+    from visual_iq.analysis.rewards import episode_q_values, episodes_for_agent
 
     agent = load_agent(ckpt)
     return np.concatenate([episode_q_values(agent, e)[:-1].argmax(1).numpy() for e in episodes_for_agent(agent, held_out)])

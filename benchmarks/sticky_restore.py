@@ -8,7 +8,7 @@ clone the state, then either press UP for 30 frames and restore the state ("simu
 the paddle can only move in that NOOP step if the last action is still UP after the restore. The
 share of trials where it moved is printed for both. Until 2026-12-06 the scripted expert planned
 by simulating in the game's own emulator and restoring its state, which this shows leaks the
-simulation's last action into the game's next sticky frames (`visual_iq/experts.py` now plans in a
+simulation's last action into the game's next sticky frames (`visual_iq/record/experts.py` now plans in a
 private emulator; tests/test_experts.py checks that a judged game equals the unjudged one).
 """
 

@@ -9,9 +9,9 @@
     sampling overhead is Lightning's time over the update alone. Also the FLOP rate of the update
     (FLOPs of one update counted by torch's FlopCounterMode). (b) the same per precision and
     network, and with the update's loss replayed from CUDA graphs or not (``--capture``; cuda only,
-    `visual_iq.capture`). On cuda, batches are sampled on the device (`device_replay`) as
+    `visual_iq.train.gpu.capture`). On cuda, batches are sampled on the device (`device_replay`) as
     `visual-iq fit` does there. ``--whole-update K ...``: also with the whole update inside the
-    training step (`visual_iq.whole_update`, on cuda with ``--capture true`` one CUDA graph), K
+    training step (`visual_iq.train.gpu.whole_update`, on cuda with ``--capture true`` one CUDA graph), K
     updates per Lightning step, through Lightning's loop and alone (sampling included).
 (c) env steps/s of `make_env` and of the vector env while acting greedily with the network.
 (d) bytes per transition of the replay storage. (e) bytes per frame of the shipped demo files.
@@ -32,16 +32,16 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from visual_iq.batches import sampling_device
-from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.capture import capture_blocker
-from visual_iq.demos import episode_paths, load_episode
-from visual_iq.envs import EnvSettings, make_env
+from visual_iq.data.batches import sampling_device
+from visual_iq.data.buffer import FrameReplayBuffer
+from visual_iq.train.gpu.capture import capture_blocker
+from visual_iq.data.demos import episode_paths, load_episode
+from visual_iq.env.envs import EnvSettings, make_env
 from visual_iq.files import atomic_write_text
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
-from visual_iq.networks import polyak_update
-from visual_iq.rollout import VectorRollout
-from visual_iq.whole_update import WARMUP_UPDATES
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.algo.networks import polyak_update
+from visual_iq.train.rollout import VectorRollout
+from visual_iq.train.gpu.whole_update import WARMUP_UPDATES
 
 
 class _StepTimer(L.Callback):
@@ -99,7 +99,7 @@ def lightning_ms_per_update(network: str, precision: str, batch_size: int, updat
 
 def whole_update_alone_ms(network: str, precision: str, batch_size: int, updates: int, device: torch.device,
                           capture: bool) -> float:
-    """ms per call of `visual_iq.whole_update.WholeUpdate` alone (sampling on the device included;
+    """ms per call of `visual_iq.train.gpu.whole_update.WholeUpdate` alone (sampling on the device included;
     with ``capture``, graph replays after the warm-up and the recording)."""
     model = _model(network, precision, batch_size, whole_update=True).to(device)
     model.batches = model.build_batch_source(sampling_device(device, True))

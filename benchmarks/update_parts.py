@@ -12,7 +12,7 @@ in one process, 8 blocks of 15 updates each, for both networks.
 gradients), then whole updates with the plain and the fused optimizer in one process, alternating
 8 blocks of 15 updates (these machines drift, so the two are measured side by side).
 ``ema`` times what an EMA callback adds to every update, the average's update alone, for Lightning's
-``EMAWeightAveraging`` (one op per weight tensor) and `visual_iq.averaging.EMA` (one foreach lerp),
+``EMAWeightAveraging`` (one op per weight tensor) and `visual_iq.train.averaging.EMA` (one foreach lerp),
 alternating 8 blocks of 25 updates, for both networks; then whole updates (batch 64, fp32) without an
 average and followed by each callback's update, alternating 8 blocks of 15.
 """
@@ -28,10 +28,10 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch.profiler import ProfilerActivity, profile
 
-from visual_iq.averaging import EMA
-from visual_iq.batches import BatchSource
-from visual_iq.module import IQLearn
-from visual_iq.networks import cpu_has_native_bf16, polyak_update, resolve_precision
+from visual_iq.train.averaging import EMA
+from visual_iq.data.batches import BatchSource
+from visual_iq.train.module import IQLearn
+from visual_iq.algo.networks import cpu_has_native_bf16, polyak_update, resolve_precision
 
 
 def _model(network: str = "nature", batch_size: int = 32) -> IQLearn:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from visual_iq.envs import EnvSettings, make_vector_env
+from visual_iq.env.envs import EnvSettings, make_vector_env
 
 
 def main() -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 import lightning as L
 import pytest
 
-from visual_iq.envs import EnvSettings
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.env.envs import EnvSettings
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 
 CATCH_DEMOS = "tests/data/catch"
 """20 optimal Catch episodes (every ball caught: return +5)."""

@@ -5,7 +5,7 @@ import sys
 
 CHURN = """
 import resource, torch
-from visual_iq.allocator import keep_freed_memory
+from visual_iq.train.allocator import keep_freed_memory
 assert keep_freed_memory()
 torch.set_num_threads(1)
 def update():  # a training step's memory, exaggerated: 200 MB of 4 MB tensors made and freed

@@ -1,65 +1,101 @@
-"""The package's import graph: no circle, and every import points down the layer order below."""
+"""The package's architecture: folders on floors, every import pointing down, no circle of files.
+
+A room is a folder of the package (``env``, ``data``, ...) or a top-level module (``cli``). Data flows
+one way: env settings -> demos and the algorithm -> recording -> analysis -> training -> front ends.
+A file may import files of its own room and of rooms on lower floors, never of a room above.
+"""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path("visual_iq")
-# Lower layers first; a module may import only modules of lower layers (function-level imports included).
-LAYERS = [
-    {"errors", "files", "catch", "augment", "losses", "allocator", "fire"},
-    {"envs", "networks", "objectives", "hyperparameters"},
-    {"demos", "experts"},
-    {"buffer", "rollout", "agent", "capture"},
-    {"device_replay", "frame_cache", "rewards", "whole_update"},
-    {"batches", "collector", "evaluation", "recording", "misses", "curves", "warm_start", "checkpoints", "schedule",
-     "averaging"},
-    {"module"},
+FLOORS = [  # lowest first
+    {"errors", "files"},  # the ground: error types, atomic writes
+    {"env"},  # the Atari pipeline, FIRE, the tiny Catch task
+    {"data", "algo"},  # demos, replay and batches | losses, objectives, networks, the agent
+    {"record"},  # experts and the recorder
+    {"analysis"},  # recovered rewards, misses, learning curves
+    {"train"},  # the LightningModule and what it composes (gpu/: CUDA graphs)
     {"cli"},
     {"tools", "__main__"},
 ]
 
 
-def _layer(name: str) -> int:
-    for index, layer in enumerate(LAYERS):
-        if name in layer:
+def _floor(room: str) -> int:
+    for index, floor in enumerate(FLOORS):
+        if room in floor:
             return index
-    raise AssertionError(f"visual_iq.{name} is in no layer of {__file__}: add it")
+    raise AssertionError(f"visual_iq.{room} is on no floor of {__file__}: add it")
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
 
 
 def _imports(path: Path) -> set[str]:
-    """visual_iq modules (first component after the package) that ``path`` imports anywhere in it."""
+    """Dotted names of the visual_iq modules ``path`` imports anywhere in it (function-level included)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("visual_iq"):
-            parts = node.module.split(".")
-            if len(parts) > 1:
-                found.add(parts[1])
-            else:
-                found.update(alias.name for alias in node.names if alias.name != "__version__")
+            for alias in node.names:  # `from visual_iq.env import catch` names a module
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if _path(candidate).exists() else node.module)
         elif isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("visual_iq."))
-    return found
+            found.update(alias.name for alias in node.names if alias.name.startswith("visual_iq."))
+    return found - {"visual_iq"}
 
 
-def _module_name(path: Path) -> str:
-    relative = path.relative_to(PACKAGE)
-    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+def _path(module: str) -> Path:
+    path = Path(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _room(module: str) -> str:
+    return module.split(".")[1]
+
+
+def _package_files() -> list[Path]:
+    return [path for path in sorted(PACKAGE.rglob("*.py")) if path != PACKAGE / "__init__.py"]  # the root registers Catch
 
 
 def test_imports_only_point_down():
     upward = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name == "__init__.py" and path.parent == PACKAGE:
-            continue  # the package root registers Catch and holds the version
-        name = _module_name(path)
-        for imported in _imports(path) - {name}:
-            if _layer(imported) >= _layer(name) and not (name == "tools" and imported == "tools"):
-                upward.append(f"{path} imports visual_iq.{imported}")
-    assert not upward, "imports that do not point to a lower layer:\n" + "\n".join(upward)
+    for path in _package_files():
+        room = _room(_module(path))
+        for imported in _imports(path):
+            if _room(imported) != room and _floor(_room(imported)) >= _floor(room):
+                upward.append(f"{path} imports {imported}")
+    assert not upward, "imports that do not point to a lower floor:\n" + "\n".join(upward)
+
+
+def test_no_circle_of_files():
+    graph = {_module(path): {name for name in _imports(path) if name != _module(path)} for path in _package_files()}
+    visiting, done, circles = set(), set(), []
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in visiting:
+            circles.append(" -> ".join(trail[trail.index(module):] + [module]))
+            return
+        if module in done or module not in graph:
+            return
+        visiting.add(module)
+        for imported in sorted(graph[module]):
+            visit(imported, trail + [module])
+        visiting.discard(module)
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert not circles, "files that import each other in a circle:\n" + "\n".join(circles)
+
+
+def test_every_folder_is_a_declared_room():
+    rooms = {path.name for path in PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    rooms |= {path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    for room in rooms:
+        _floor(room)
 
 
 def test_module_stays_small():
-    # module.py composes the pieces; the bound catches their logic creeping into it (it was 300
-    # until the whole-update path's hooks came in, its logic in visual_iq/whole_update.py; 330 until
-    # the crop settings' two arguments, which are settings, not logic).
-    assert len((PACKAGE / "module.py").read_text().splitlines()) < 335
+    # train/module.py composes the pieces; the bound catches their logic creeping into it.
+    assert len((PACKAGE / "train" / "module.py").read_text().splitlines()) < 335

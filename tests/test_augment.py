@@ -2,7 +2,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from visual_iq.augment import random_shift
+from visual_iq.data.augment import random_shift
 
 
 def test_random_shift_moves_whole_stacks_and_keeps_dtype():

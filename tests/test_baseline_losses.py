@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from visual_iq.losses import bc_loss, sqil_loss
+from visual_iq.algo.losses import bc_loss, sqil_loss
 
 Q = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
 ACTIONS = torch.tensor([0, 1, 1])

@@ -105,7 +105,7 @@ def test_no_train_reports_the_runs_there_and_leaves_the_missing_out(benchmark, c
 
 def test_expert_return_is_that_of_the_demos_set_for_the_arms(benchmark, tmp_path):
     # one more "expert" episode that catches nothing: the expert return is over the 21 episodes set
-    from visual_iq.demos import episode_paths, load_episode, save_episode
+    from visual_iq.data.demos import episode_paths, load_episode, save_episode
     episode = load_episode(episode_paths("tests/data/catch")[0])
     save_episode(dataclasses.replace(episode, rewards=np.zeros_like(episode.rewards)), tmp_path / "e.npz")
     root, args = benchmark

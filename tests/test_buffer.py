@@ -4,12 +4,12 @@ import torch
 
 from conftest import CATCH_DEMOS
 
-from visual_iq.batches import BatchSource
-from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.collector import Collector
-from visual_iq.demos import demo_paths, iter_episodes, load_episodes, stored_frames
-from visual_iq.envs import make_env
-from visual_iq.recording import record_episodes
+from visual_iq.data.batches import BatchSource
+from visual_iq.data.buffer import FrameReplayBuffer
+from visual_iq.train.collector import Collector
+from visual_iq.data.demos import demo_paths, iter_episodes, load_episodes, stored_frames
+from visual_iq.env.envs import make_env
+from visual_iq.record.recording import record_episodes
 
 
 def test_expert_buffer_stacks_match_the_env(tmp_path, catch_settings):

@@ -14,11 +14,11 @@ import torch
 from conftest import CATCH_DEMOS
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from visual_iq.capture import UpdateLoss, capture_blocker
+from visual_iq.train.gpu.capture import UpdateLoss, capture_blocker
 from visual_iq.errors import ConfigError
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
-from visual_iq.networks import build_q_network
-from visual_iq.objectives import make_objective
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.algo.networks import build_q_network
+from visual_iq.algo.objectives import make_objective
 
 HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "item"}
 

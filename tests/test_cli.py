@@ -11,11 +11,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from visual_iq.cli import main
-from visual_iq.demos import load_episodes
-from visual_iq.agent import load_agent
+from visual_iq.data.demos import load_episodes
+from visual_iq.algo.agent import load_agent
 from visual_iq.errors import CheckpointError
-from visual_iq.networks import build_q_network
-from visual_iq.warm_start import load_network_weights
+from visual_iq.algo.networks import build_q_network
+from visual_iq.train.warm_start import load_network_weights
 from visual_iq.tools.curve import main as curve_main
 from visual_iq.tools.export import main as export_main
 from visual_iq.tools.record import main as record_main
@@ -145,14 +145,14 @@ def test_test_command_prints_mean_and_std(smoke_run, tmp_path, capfd):
 
 
 def test_agents_trained_with_other_seeds_are_tested_on_the_same_games(smoke_run, tmp_path, monkeypatch):
-    import visual_iq.module
-    evaluate, seeds = visual_iq.module.evaluate, []
+    import visual_iq.train.module
+    evaluate, seeds = visual_iq.train.module.evaluate, []
 
     def recording_evaluate(*args, seed, **kwargs):
         seeds.append(seed)
         return evaluate(*args, seed=seed, **kwargs)
 
-    monkeypatch.setattr(visual_iq.module, "evaluate", recording_evaluate)
+    monkeypatch.setattr(visual_iq.train.module, "evaluate", recording_evaluate)
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     other_seed = torch.load(last, weights_only=False)
     other_seed["hyper_parameters"]["seed"] += 3
@@ -261,7 +261,7 @@ def test_lightning_ema_weight_averaging_evaluates_saves_exports_and_resumes_the_
 
 
 def test_visual_iq_ema_keeps_the_same_average_as_lightnings_and_resumes(tmp_path):
-    # visual_iq.averaging.EMA updates the average in one foreach op; the numbers must be Lightning's.
+    # visual_iq.train.averaging.EMA updates the average in one foreach op; the numbers must be Lightning's.
     assert _fit(tmp_path / "ours", "--trainer.callbacks+=EMA", "--trainer.callbacks.decay=0.9") == 0
     assert _fit(tmp_path / "lightning", "--trainer.callbacks+=EMAWeightAveraging", "--trainer.callbacks.decay=0.9") == 0
     ours, lightnings = (tmp_path / name / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
@@ -341,12 +341,12 @@ def test_learning_curve_from_tensorboard(smoke_run, capsys):
 
 
 def test_nan_loss_stops_training_with_a_clear_message(tmp_path, monkeypatch, capsys):
-    import visual_iq.objectives
+    import visual_iq.algo.objectives
 
     def nan_loss(q, *args, **kwargs):
         return q.sum() * float("nan"), {"reward_loss": torch.tensor(1.0)}
 
-    monkeypatch.setattr(visual_iq.objectives, "iq_loss", nan_loss)
+    monkeypatch.setattr(visual_iq.algo.objectives, "iq_loss", nan_loss)
     assert _fit(tmp_path) == 1
     err = capsys.readouterr().err
     assert "visual-iq: error: the IQ loss became nan by update 0 (terms: reward_loss=1)" in err
@@ -440,12 +440,12 @@ def test_several_demo_directories_on_the_command_line(tmp_path, capfd):
 
 
 def test_programming_errors_keep_their_traceback(tmp_path, monkeypatch):
-    import visual_iq.objectives
+    import visual_iq.algo.objectives
 
     def broken(*args, **kwargs):
         raise ValueError("a bug, not bad input")
 
-    monkeypatch.setattr(visual_iq.objectives, "iq_loss", broken)
+    monkeypatch.setattr(visual_iq.algo.objectives, "iq_loss", broken)
     with pytest.raises(ValueError, match="a bug, not bad input"):
         _fit(tmp_path)
 

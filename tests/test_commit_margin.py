@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visual_iq.agent import SoftQAgent
-from visual_iq.evaluation import evaluate
-from visual_iq.networks import build_q_network
+from visual_iq.algo.agent import SoftQAgent
+from visual_iq.train.evaluation import evaluate
+from visual_iq.algo.networks import build_q_network
 
 SPEC = importlib.util.spec_from_file_location("commit_margin", Path("benchmarks/commit_margin.py"))
 commit_margin = importlib.util.module_from_spec(SPEC)

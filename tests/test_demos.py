@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from visual_iq.demos import (
+from visual_iq.data.demos import (
     DemoError,
     Episode,
     EpisodeBuilder,
@@ -16,10 +16,10 @@ from visual_iq.demos import (
     save_episode,
     summarize,
 )
-from visual_iq.envs import EnvSettings, make_env
+from visual_iq.env.envs import EnvSettings, make_env
 from visual_iq.errors import EnvSettingsError
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
-from visual_iq.recording import record_episodes, rerender_episode
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.record.recording import record_episodes, rerender_episode
 from visual_iq.tools.demos import main as demos_main
 
 SETTINGS = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=400)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from visual_iq.batches import BatchSource
-from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.demos import load_episodes
-from visual_iq.device_replay import DeviceReplay
+from visual_iq.data.batches import BatchSource
+from visual_iq.data.buffer import FrameReplayBuffer
+from visual_iq.data.demos import load_episodes
+from visual_iq.data.device_replay import DeviceReplay
 
 CATCH_DEMOS = "tests/data/catch"
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated")

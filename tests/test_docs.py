@@ -3,7 +3,7 @@
 import inspect
 from pathlib import Path
 
-from visual_iq.module import IQLearn
+from visual_iq.train.module import IQLearn
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from visual_iq import envs
-from visual_iq.envs import (EnvSettings, EnvSettingsError, canonical_game, crop_and_resize, make_env, make_screen_env,
+from visual_iq.env import envs
+from visual_iq.env.envs import (EnvSettings, EnvSettingsError, canonical_game, crop_and_resize, make_env, make_screen_env,
                            make_vector_env)
 
 

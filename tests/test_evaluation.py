@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from visual_iq.envs import EnvSettings, make_env
-from visual_iq.evaluation import evaluate
-from visual_iq.rollout import uniform_policy
+from visual_iq.env.envs import EnvSettings, make_env
+from visual_iq.train.evaluation import evaluate
+from visual_iq.train.rollout import uniform_policy
 
 def test_first_episode_matches_its_score_and_replays_in_the_env(catch_settings):
     result = evaluate(uniform_policy(3, seed=0), catch_settings, 3, seed=7, record_first=True)

@@ -1,4 +1,4 @@
-"""FIRE at the start of every life (`visual_iq.fire`), in the single env, the vector env and the rollout."""
+"""FIRE at the start of every life (`visual_iq.env.fire`), in the single env, the vector env and the rollout."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from visual_iq.envs import EnvSettings, make_env
+from visual_iq.env.envs import EnvSettings, make_env
 from visual_iq.errors import EnvSettingsError
-from visual_iq.fire import EXECUTED_ACTION, FIRE_STEPS, FireOnNewLife, NewLifeRule
-from visual_iq.rollout import VectorRollout
+from visual_iq.env.fire import EXECUTED_ACTION, FIRE_STEPS, FireOnNewLife, NewLifeRule
+from visual_iq.train.rollout import VectorRollout
 
 FIRE, NOOP = 1, 0  # Breakout's minimal action set: NOOP, FIRE, RIGHT, LEFT
 SETTINGS = EnvSettings("Breakout", sticky_actions=0.0, noop_max=0)

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import CATCH_DEMOS
 
-import visual_iq.batches as batches
-from visual_iq.batches import BatchSource
-from visual_iq.demos import episode_paths
+import visual_iq.data.batches as batches
+from visual_iq.data.batches import BatchSource
+from visual_iq.data.demos import episode_paths
 
 ARRAYS = ("frames", "episode_steps", "actions", "rewards", "terminated", "truncated")
 
@@ -76,9 +76,9 @@ def test_a_cache_entry_of_the_wrong_size_is_refused_by_name(tmp_path, catch_sett
 
 def test_a_run_that_finds_the_entry_written_meanwhile_reads_that_one(tmp_path, catch_settings):
     # two runs starting at once both write an entry; the second rename fails and must not be an error
-    from visual_iq.buffer import FrameReplayBuffer
-    from visual_iq.demos import demo_paths, iter_episodes, stored_frames
-    from visual_iq.frame_cache import _write_entry, cache_key
+    from visual_iq.data.buffer import FrameReplayBuffer
+    from visual_iq.data.demos import demo_paths, iter_episodes, stored_frames
+    from visual_iq.data.frame_cache import _write_entry, cache_key
 
     first = _source(CATCH_DEMOS, catch_settings, tmp_path)
     paths = demo_paths(CATCH_DEMOS, 6)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from visual_iq.losses import iq_loss, soft_value
+from visual_iq.algo.losses import iq_loss, soft_value
 
 ALPHA, GAMMA = 0.5, 0.9
 # Two expert rows and one policy row, two actions.

@@ -5,12 +5,12 @@ import pytest
 
 from conftest import train_catch
 
-from visual_iq.catch import catch_expert_action
-from visual_iq.envs import make_env
-from visual_iq.evaluation import evaluate
-from visual_iq.recording import record_episodes
-from visual_iq.rewards import implicit_rewards, pearson, spearman
-from visual_iq.rollout import uniform_policy
+from visual_iq.env.catch import catch_expert_action
+from visual_iq.env.envs import make_env
+from visual_iq.train.evaluation import evaluate
+from visual_iq.record.recording import record_episodes
+from visual_iq.analysis.rewards import implicit_rewards, pearson, spearman
+from visual_iq.train.rollout import uniform_policy
 
 
 def _random_return(settings) -> float:
@@ -51,8 +51,8 @@ def test_online_method_learns(train, catch_settings, updates, method_args):
     value term, V(s') from the target network), and the official Atari recipe's objective (``value_expert``,
     V(s') from the online network with gradient, uniformly random warm-up; measured +3.5 and +3.3 after
     700 updates with seeds 0 and 1, random −3.5); the last also with the replay mirrored and sampled
-    on the training device (`visual_iq.device_replay`, here the CPU), as a GPU run does, and with the whole
-    update in the training step, 5 per step (`visual_iq.whole_update`, eagerly here)."""
+    on the training device (`visual_iq.data.device_replay`, here the CPU), as a GPU run does, and with the whole
+    update in the training step, 5 per step (`visual_iq.train.gpu.whole_update`, eagerly here)."""
     model = train(updates, online=True, num_envs=4, learning_starts=400, buffer_capacity=2000, **method_args)
     assert bool(model.batches.mirrors) == method_args.get("device_replay", False)
     result = evaluate(model.agent.act, catch_settings, 20, seed=123)
@@ -72,7 +72,7 @@ def test_implicit_reward_tracks_true_return(tmp_path, trained, catch_settings):
 
         for path in record_episodes(env, policy, out, episodes=4, source="agent", seed=50,
                                     progress=lambda _m: None):
-            from visual_iq.demos import load_episode
+            from visual_iq.data.demos import load_episode
 
             episode = load_episode(path)
             true_returns.append(episode.episode_return)

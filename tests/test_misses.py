@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from visual_iq.envs import EnvSettings, make_env
-from visual_iq.misses import MISSED, RETURNED, approach_outcome, play_approaches, summarise
+from visual_iq.env.envs import EnvSettings, make_env
+from visual_iq.analysis.misses import MISSED, RETURNED, approach_outcome, play_approaches, summarise
 from visual_iq.tools.misses import main
 
 

@@ -7,16 +7,16 @@ import torch
 
 from conftest import CATCH_DEMOS
 
-from visual_iq.agent import load_agent
-from visual_iq.batches import BatchSource
-from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.collector import env_steps_before_update
-from visual_iq.demos import load_episodes
+from visual_iq.algo.agent import load_agent
+from visual_iq.data.batches import BatchSource
+from visual_iq.data.buffer import FrameReplayBuffer
+from visual_iq.train.collector import env_steps_before_update
+from visual_iq.data.demos import load_episodes
 from visual_iq.errors import TrainingDiverged
-from visual_iq.losses import iq_loss, soft_value
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
-from visual_iq.networks import build_q_network, resolve_precision
-from visual_iq.objectives import BCObjective, IQObjective, SQILObjective
+from visual_iq.algo.losses import iq_loss, soft_value
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.algo.networks import build_q_network, resolve_precision
+from visual_iq.algo.objectives import BCObjective, IQObjective, SQILObjective
 
 
 class _Watch(L.Callback):

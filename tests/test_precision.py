@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from visual_iq.demos import episode_paths, load_episode
-from visual_iq.losses import iq_loss, soft_value
-from visual_iq.agent import load_agent
-from visual_iq.networks import resolve_precision
+from visual_iq.data.demos import episode_paths, load_episode
+from visual_iq.algo.losses import iq_loss, soft_value
+from visual_iq.algo.agent import load_agent
+from visual_iq.algo.networks import resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_bf16_trunk_keeps_q_loss_and_actions_of_fp32(agent_and_batch, offset):
 
 
 def test_auto_precision_is_bf16_only_with_native_bf16(monkeypatch):
-    import visual_iq.networks as networks
+    import visual_iq.algo.networks as networks
 
     monkeypatch.setattr(networks, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "32"
@@ -63,7 +63,7 @@ def test_auto_precision_is_bf16_only_with_native_bf16(monkeypatch):
 
 
 def test_action_agreement_exposes_a_collapse_to_the_commonest_action():
-    from visual_iq.objectives import action_agreement
+    from visual_iq.algo.objectives import action_agreement
 
     actions = torch.tensor([0] * 8 + [2, 3])
     noop_only = torch.zeros(10, 6)
@@ -80,7 +80,7 @@ def test_action_agreement_exposes_a_collapse_to_the_commonest_action():
 def test_loaded_agent_acts_in_the_precision_test_uses(monkeypatch, native_bf16):
     # the shipped agent was trained with precision auto: bf16 trunk only on a CPU with native bf16,
     # as `visual-iq test` would run it on this machine (tools/record.py and tools/reward.py load it so)
-    import visual_iq.networks as networks
+    import visual_iq.algo.networks as networks
 
     monkeypatch.setattr(networks, "cpu_has_native_bf16", lambda: native_bf16)
     assert load_agent("agents/pong_iq.ckpt").q_net.bf16_trunk is native_bf16

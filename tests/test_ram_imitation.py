@@ -33,10 +33,10 @@ def test_planned_phase_is_an_approaching_ball_past_plan_from():
 
 
 def test_a_game_replays_from_its_seed_and_one_that_does_not_is_named(tmp_path):
-    from visual_iq.demos import load_episode
-    from visual_iq.envs import EnvSettings, make_env
+    from visual_iq.data.demos import load_episode
+    from visual_iq.env.envs import EnvSettings, make_env
     from visual_iq.errors import DemoError
-    from visual_iq.recording import record_episodes
+    from visual_iq.record.recording import record_episodes
 
     settings = EnvSettings("Pong", max_episode_frames=600)  # sticky actions 0.25, ~150 steps
     rng = np.random.default_rng(0)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from visual_iq.agent import SoftQAgent
-from visual_iq.demos import episode_paths, load_episodes
+from visual_iq.algo.agent import SoftQAgent
+from visual_iq.data.demos import episode_paths, load_episodes
 from visual_iq.errors import EnvSettingsError
-from visual_iq.rewards import demo_action_agreement, episodes_for_agent, pearson, spearman
+from visual_iq.analysis.rewards import demo_action_agreement, episodes_for_agent, pearson, spearman
 
 
 def test_spearman_uses_average_ranks_for_ties():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from visual_iq.agent import load_agent
-from visual_iq.demos import episode_paths, load_episode
-from visual_iq.envs import EnvSettings
-from visual_iq.objectives import action_agreement
+from visual_iq.algo.agent import load_agent
+from visual_iq.data.demos import episode_paths, load_episode
+from visual_iq.env.envs import EnvSettings
+from visual_iq.algo.objectives import action_agreement
 
 AGENTS = [  # (checkpoint, game, demos it was trained on)
     (Path("agents/pong_iq.ckpt"), "Pong", "demos/pong"),  # make train's agent: 20 demos, Nature CNN

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from visual_iq.cli import TRAINER_DEFAULTS, VisualIQCLI, main
-from visual_iq.envs import EnvSettings, make_vector_env
-from visual_iq.module import IQLearn
+from visual_iq.env.envs import EnvSettings, make_vector_env
+from visual_iq.train.module import IQLearn
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from test_capture import HOST_READS, _OpNames
 
-from visual_iq.collector import Collector
+from visual_iq.train.collector import Collector
 from visual_iq.errors import ConfigError
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
-from visual_iq.rollout import uniform_policy
-from visual_iq.schedule import LearningRateDrop
-from visual_iq.whole_update import StepInClosure, WholeUpdate
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.train.rollout import uniform_policy
+from visual_iq.train.schedule import LearningRateDrop
+from visual_iq.train.gpu.whole_update import StepInClosure, WholeUpdate
 
 
 class _Validations(Callback):

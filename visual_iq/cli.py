@@ -13,13 +13,13 @@ from collections.abc import Sequence
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from visual_iq.agent import read_checkpoint
-from visual_iq.allocator import keep_freed_memory
-from visual_iq.averaging import EMA  # noqa: F401  (imported so that --trainer.callbacks+=EMA resolves)
-from visual_iq.envs import EnvSettings
+from visual_iq.algo.agent import read_checkpoint
+from visual_iq.train.allocator import keep_freed_memory
+from visual_iq.train.averaging import EMA  # noqa: F401  (imported so that --trainer.callbacks+=EMA resolves)
+from visual_iq.env.envs import EnvSettings
 from visual_iq.errors import CheckpointError, ConfigError, VisualIQError
-from visual_iq.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
-from visual_iq.warm_start import WarmStart
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.train.warm_start import WarmStart
 
 TRAINER_DEFAULTS = {
     **ENDLESS_STREAM_TRAINER_FLAGS,

@@ -6,7 +6,7 @@
 For each objective (offline IQ, the official online IQ recipe, online SQIL) and network, two
 copies of the same initial networks take the same batches (Pong demos, sampled on the GPU; for
 the online objectives the second half of each batch plays the policy rows): one eagerly, one
-through `visual_iq.capture.UpdateLoss` with graphs recorded on the first batch. Printed: the
+through `visual_iq.train.gpu.capture.UpdateLoss` with graphs recorded on the first batch. Printed: the
 largest relative difference of the losses over ``--updates`` updates (Adam and Polyak steps
 between them), of the first update's gradients and of the final weights; then ms per update
 (loss, backward, fused Adam, Polyak; the same batch every time) eager and replayed. Exits 1 if
@@ -24,11 +24,11 @@ import time
 
 import torch
 
-from visual_iq.capture import UpdateLoss
-from visual_iq.envs import EnvSettings, num_actions
-from visual_iq.module import IQLearn
-from visual_iq.networks import build_q_network, polyak_update
-from visual_iq.objectives import make_objective
+from visual_iq.train.gpu.capture import UpdateLoss
+from visual_iq.env.envs import EnvSettings, num_actions
+from visual_iq.train.module import IQLearn
+from visual_iq.algo.networks import build_q_network, polyak_update
+from visual_iq.algo.objectives import make_objective
 
 CASES = {
     "iq offline": dict(method="iq", online=False, alpha=0.01),

@@ -3,7 +3,7 @@
     python benchmarks/device/check_whole_update.py [--updates 12] [--batch-size 64] [--json FILE]
     (--device cpu: a dry run of the script, eager against eager)
 
-`visual_iq.whole_update.WholeUpdate` (offline IQ on 2 Pong demos, sampled on the GPU; and online
+`visual_iq.train.gpu.whole_update.WholeUpdate` (offline IQ on 2 Pong demos, sampled on the GPU; and online
 IQ with the ``value`` variant, whose batches also hold policy rows from 4 Pong envs that take a
 step every 4 updates, between the replays) runs
 ``--updates`` updates: the first `WARMUP_UPDATES` eagerly, then one recorded as a graph, then
@@ -11,7 +11,7 @@ replays. Before each, a shadow copy takes the networks' and Adam's state; after 
 does the same update eagerly on the batch the update sampled (the graph's static batch) and the
 two are compared: the loss, the online weights after Adam, the target weights after the Polyak
 step. Also checked: each replay draws a new batch (the sampler's generator advances in the
-graph), and a learning rate set to 0 in place (as `visual_iq.schedule.LearningRateDrop` does)
+graph), and a learning rate set to 0 in place (as `visual_iq.train.schedule.LearningRateDrop` does)
 leaves the weights as they were. TF32 is off and cuDNN deterministic here, so that both sides
 compute alike. Exits 1 on any failure: a loss or target differing by more than 1e-3 (relative),
 or more than 0.1 % of the online weights differing by more than 1e-3 of their tensor's largest
@@ -27,12 +27,12 @@ import sys
 import torch
 from check_capture import check_arguments, device_name, relative, write_rows  # beside this script
 
-from visual_iq.capture import capture_blocker
-from visual_iq.collector import Collector
-from visual_iq.module import IQLearn
-from visual_iq.networks import polyak_update
-from visual_iq.rollout import uniform_policy
-from visual_iq.whole_update import WARMUP_UPDATES
+from visual_iq.train.gpu.capture import capture_blocker
+from visual_iq.train.collector import Collector
+from visual_iq.train.module import IQLearn
+from visual_iq.algo.networks import polyak_update
+from visual_iq.train.rollout import uniform_policy
+from visual_iq.train.gpu.whole_update import WARMUP_UPDATES
 
 
 def _max_relative(a: torch.nn.Module, b: torch.nn.Module) -> float:

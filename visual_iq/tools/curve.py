@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from visual_iq.curves import chain_curves, learning_curve, plot_curves
+from visual_iq.analysis.curves import chain_curves, learning_curve, plot_curves
 from visual_iq.errors import VisualIQError
 
 

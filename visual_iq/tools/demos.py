@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from visual_iq.demos import episode_paths, load_episode, load_episodes, summarize
+from visual_iq.data.demos import episode_paths, load_episode, load_episodes, summarize
 from visual_iq.errors import DemoError, VisualIQError
 
 
@@ -69,7 +69,7 @@ def _video(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from visual_iq.recording import rerender_demos  # imports the envs; info and video do without
+    from visual_iq.record.recording import rerender_demos  # imports the envs; info and video do without
 
     changes = {key: value for key, value in (("crop_top", args.crop_top), ("crop_bottom", args.crop_bottom),
                                              ("screen_size", args.screen_size)) if value is not None}

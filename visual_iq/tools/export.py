@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from visual_iq.agent import export_agent
+from visual_iq.algo.agent import export_agent
 from visual_iq.errors import VisualIQError
 
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="where to write the exported agent (.ckpt)")
     parser.add_argument("--as-trained", action="store_true",
                         help="the weights as trained, not the moving average that a run with an EMA callback "
-                             "(visual_iq.averaging.EMA, Lightning's EMAWeightAveraging) saved in their place")
+                             "(visual_iq.train.averaging.EMA, Lightning's EMAWeightAveraging) saved in their place")
     args = parser.parse_args(argv)
     try:
         out = export_agent(args.ckpts, args.out, as_trained=args.as_trained)

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import sys
 
-from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
+from visual_iq.env.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
 from visual_iq.errors import VisualIQError
 from visual_iq.files import atomic_write_text
 
@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     try:
-        from visual_iq.agent import load_agent
-        from visual_iq.misses import play_approaches, summarise
-        from visual_iq.recording import greedy_policy
+        from visual_iq.algo.agent import load_agent
+        from visual_iq.analysis.misses import play_approaches, summarise
+        from visual_iq.record.recording import greedy_policy
 
         if args.expert:
             settings, policy = EnvSettings(args.game), None

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_iq.agent import load_agent
-from visual_iq.demos import Episode, load_episodes
+from visual_iq.algo.agent import load_agent
+from visual_iq.data.demos import Episode, load_episodes
 from visual_iq.errors import DemoError, VisualIQError
-from visual_iq.rewards import demo_action_agreement, episode_q_values, implicit_rewards, reward_correlations
+from visual_iq.analysis.rewards import demo_action_agreement, episode_q_values, implicit_rewards, reward_correlations
 
 
 def plot_episode_rewards(implicit: np.ndarray, episode: Episode, out: str | Path, title: str) -> Path:

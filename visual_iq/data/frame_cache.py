@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from visual_iq.buffer import FrameReplayBuffer
+from visual_iq.data.buffer import FrameReplayBuffer
 
 FORMAT_VERSION = 1
 SMALL_ARRAYS = ("episode_steps", "actions", "rewards", "terminated", "truncated")

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from visual_iq.augment import random_shift
-from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.demos import demo_paths, demo_source_name, iter_episodes, stored_frames
-from visual_iq.device_replay import DeviceReplay
-from visual_iq.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
-from visual_iq.frame_cache import cached_replay
+from visual_iq.data.augment import random_shift
+from visual_iq.data.buffer import FrameReplayBuffer
+from visual_iq.data.demos import demo_paths, demo_source_name, iter_episodes, stored_frames
+from visual_iq.data.device_replay import DeviceReplay
+from visual_iq.env.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
+from visual_iq.data.frame_cache import cached_replay
 
 BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
 
@@ -68,7 +68,7 @@ class BatchSource:
         """Expert transitions from the demo directory ``demos`` or directories (whose frames must match ``settings``;
         stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
         many slots per env. With ``cache_dir``, the expert frames are decoded once into a file
-        there and memory-mapped, shared by every run that reads them (`visual_iq.frame_cache`)."""
+        there and memory-mapped, shared by every run that reads them (`visual_iq.data.frame_cache`)."""
         # One episode at a time into a buffer sized from the files: the demos in memory once (120 Pong
         # demos are ~6 GB of frames; a list of episodes beside the buffer was twice that at start-up).
         paths = demo_paths(demos, num_demos)

@@ -1,8 +1,8 @@
 """IQ-Learn as a LightningModule: the module is the algorithm, the Trainer is the loop.
 
-It composes the pieces: a soft-Q network and its target (`visual_iq.networks`), an objective
-chosen once (`visual_iq.objectives`: IQ-Learn, or the BC / SQIL baselines on the same network and
-data), a batch source (`visual_iq.batches`) over the demonstrations and, online, a policy replay
+It composes the pieces: a soft-Q network and its target (`visual_iq.algo.networks`), an objective
+chosen once (`visual_iq.algo.objectives`: IQ-Learn, or the BC / SQIL baselines on the same network and
+data), a batch source (`visual_iq.data.batches`) over the demonstrations and, online, a policy replay
 that a `Collector` fills by acting with the soft-Q policy before every update. Validation plays
 evaluation episodes with the greedy policy. Every setting is an ``__init__`` argument, so
 LightningCLI exposes it in the YAML config.
@@ -20,20 +20,20 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from visual_iq.agent import SoftQAgent, prepare_checkpoint_to_load
-from visual_iq.batches import BatchSource, BatchStream, OneDummyItem, sampling_device
-from visual_iq.capture import UpdateLoss, capture_blocker
-from visual_iq.checkpoints import run_checkpoints
-from visual_iq.collector import Collector, env_steps_before_update
-from visual_iq.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, num_actions
-from visual_iq.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video, validation_metrics
-from visual_iq.hyperparameters import check_hyperparameters
-from visual_iq.losses import Variant
-from visual_iq.networks import Precision, build_q_network, polyak_update, resolve_precision
-from visual_iq.objectives import Method, NextValue, make_objective, training_metrics
-from visual_iq.rollout import Policy, uniform_policy
-from visual_iq.schedule import LearningRateDrop
-from visual_iq.whole_update import UpdatesInSteps, WholeUpdate, carry_update_count, run_updates
+from visual_iq.algo.agent import SoftQAgent, prepare_checkpoint_to_load
+from visual_iq.data.batches import BatchSource, BatchStream, OneDummyItem, sampling_device
+from visual_iq.train.gpu.capture import UpdateLoss, capture_blocker
+from visual_iq.train.checkpoints import run_checkpoints
+from visual_iq.train.collector import Collector, env_steps_before_update
+from visual_iq.env.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, num_actions
+from visual_iq.train.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video, validation_metrics
+from visual_iq.train.hyperparameters import check_hyperparameters
+from visual_iq.algo.losses import Variant
+from visual_iq.algo.networks import Precision, build_q_network, polyak_update, resolve_precision
+from visual_iq.algo.objectives import Method, NextValue, make_objective, training_metrics
+from visual_iq.train.rollout import Policy, uniform_policy
+from visual_iq.train.schedule import LearningRateDrop
+from visual_iq.train.gpu.whole_update import UpdatesInSteps, WholeUpdate, carry_update_count, run_updates
 
 ENDLESS_STREAM_TRAINER_FLAGS: dict[str, Any] = {"max_epochs": -1, "check_val_every_n_epoch": None,
                                                 "num_sanity_val_steps": 0}
@@ -64,7 +64,7 @@ class IQLearn(L.LightningModule):
             official ``method.regularize``), ``auto`` (``all`` for the ``value`` variant, else ``expert``).
         grad_penalty: weight of a gradient penalty on V between expert and policy states (online IQ).
         lr: Adam learning rate.
-        lr_drop_at, lr_drop_to: train at ``lr_drop_to`` from update ``lr_drop_at`` on (`visual_iq.schedule`).
+        lr_drop_at, lr_drop_to: train at ``lr_drop_to`` from update ``lr_drop_at`` on (`visual_iq.train.schedule`).
         batch_size: transitions per source per update (2x online, if the objective reads policy rows).
         augment_shift: random-shift augmentation of sampled observations by up to this many
             pixels (DrQ; 0 disables). Acting and evaluation always see unshifted frames.
@@ -92,10 +92,10 @@ class IQLearn(L.LightningModule):
         eval_reward_correlation: log the implicit reward's correlation with the true one along it.
         snapshot_every: also keep a checkpoint every N updates (``snap-<step>.ckpt``) to average with ``tools/export.py``.
         device_replay: sample on the training device from a copy of the replay there (null: on a GPU only).
-        capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.capture`);
+        capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.train.gpu.capture`);
             null: wherever possible (one CUDA process, fp32, no gradient penalty).
         whole_update: sample, learn and step Adam inside the training step, on a GPU replayed as one
-            CUDA graph (`visual_iq.whole_update`; one process).
+            CUDA graph (`visual_iq.train.gpu.whole_update`; one process).
         updates_per_step: updates per Lightning training step (``whole_update``; what Lightning counts in
             steps, e.g. ``val_check_interval``, must be a multiple; weight averaging acts once per step).
         seed: seed of sampling, acting and evaluation (under DDP each rank samples and acts with its own).

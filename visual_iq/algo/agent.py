@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from visual_iq.envs import EnvSettings, check_observation_settings
+from visual_iq.env.envs import EnvSettings, check_observation_settings
 from visual_iq.errors import CheckpointError, EnvSettingsError
 from visual_iq.files import atomic_write
-from visual_iq.networks import build_q_network, resolve_precision
+from visual_iq.algo.networks import build_q_network, resolve_precision
 
 NETWORK_PREFIX = "q_net."
 """Checkpoint state-dict keys of the online soft-Q network."""

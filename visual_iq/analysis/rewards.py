@@ -10,11 +10,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from visual_iq.agent import SoftQAgent
-from visual_iq.demos import Episode, episode_paths, load_episode
-from visual_iq.envs import FRAME_FIELDS, check_observation_settings
-from visual_iq.losses import implicit_reward, soft_value, taken
-from visual_iq.objectives import action_agreement
+from visual_iq.algo.agent import SoftQAgent
+from visual_iq.data.demos import Episode, episode_paths, load_episode
+from visual_iq.env.envs import FRAME_FIELDS, check_observation_settings
+from visual_iq.algo.losses import implicit_reward, soft_value, taken
+from visual_iq.algo.objectives import action_agreement
 
 
 def episodes_for_agent(agent: SoftQAgent, demos: str, first: int = 0, last: int | None = None) -> Iterator[Episode]:
@@ -99,7 +99,7 @@ def reward_correlations(agent: SoftQAgent, episodes: list[Episode],
 
 def demo_action_agreement(agent: SoftQAgent, episodes: list[Episode],
                           q_values: list[torch.Tensor] | None = None) -> dict[str, float]:
-    """`visual_iq.objectives.action_agreement` of the agent's greedy actions with the recorded ones
+    """`visual_iq.algo.objectives.action_agreement` of the agent's greedy actions with the recorded ones
     over all steps of ``episodes`` (the training metric, on episodes it was not trained on).
     ``q_values``: the episodes' `episode_q_values`, if already computed."""
     q_values = q_values or [episode_q_values(agent, episode) for episode in episodes]

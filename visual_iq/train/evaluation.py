@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from visual_iq.agent import SoftQAgent
-from visual_iq.demos import Episode, EpisodeBuilder
-from visual_iq.envs import EnvSettings
-from visual_iq.rewards import reward_correlations
-from visual_iq.rollout import Policy, VectorRollout
+from visual_iq.algo.agent import SoftQAgent
+from visual_iq.data.demos import Episode, EpisodeBuilder
+from visual_iq.env.envs import EnvSettings
+from visual_iq.analysis.rewards import reward_correlations
+from visual_iq.train.rollout import Policy, VectorRollout
 
 VALIDATION_SEED = 10_000
 TEST_SEED = 20_000

@@ -9,8 +9,8 @@ update needs nothing from the host.
 The host buffer stays the record (writes, checkpoints, the replay's state on resume): the mirror
 copies the slots written since its last sample before sampling, which for an online run is one
 slot per env per env step. Sampling itself reads nothing from the host (the fill level is a
-device tensor that `sync` sets), so a CUDA graph can record it (`visual_iq.whole_update`, which
-syncs before each update, outside the graph). Stacks and transition validity follow `visual_iq.buffer` exactly
+device tensor that `sync` sets), so a CUDA graph can record it (`visual_iq.train.gpu.whole_update`, which
+syncs before each update, outside the graph). Stacks and transition validity follow `visual_iq.data.buffer` exactly
 (tested: the same stacks, actions, rewards and flags for the same indices, and only valid
 transitions drawn, uniformly).
 """
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from visual_iq.buffer import Batch, FrameReplayBuffer
+from visual_iq.data.buffer import Batch, FrameReplayBuffer
 
 _SLOT_ARRAYS = ("episode_steps", "actions", "rewards", "terminated", "truncated")
 
@@ -51,7 +51,7 @@ class DeviceReplay:
     # ------------------------------------------------------------------ keeping up with the host
     def reload(self) -> None:
         """Copy the whole host buffer (at start, and after it was loaded from a checkpoint)."""
-        with warnings.catch_warnings():  # read-only demo frames (`visual_iq.frame_cache`): copied at once
+        with warnings.catch_warnings():  # read-only demo frames (`visual_iq.data.frame_cache`): copied at once
             warnings.filterwarnings("ignore", "The given NumPy array is not writable")
             self.frames = torch.from_numpy(self.buffer.frames).to(self.device, copy=True)
         for name in _SLOT_ARRAYS:

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from visual_iq.demos import Episode
+from visual_iq.data.demos import Episode
 
 
 @dataclass
@@ -44,7 +44,7 @@ class FrameReplayBuffer:
         frame_shape: (H, W) of a frame.
         stack_size: frames per observation.
         frames: storage for the frames, (num_streams, capacity, H, W) uint8 (e.g. a memory-mapped
-            file, `visual_iq.frame_cache`); None: zeros in memory.
+            file, `visual_iq.data.frame_cache`); None: zeros in memory.
     """
 
     def __init__(self, capacity: int, num_streams: int = 1, frame_shape: tuple[int, int] = (84, 84),
@@ -91,7 +91,7 @@ class FrameReplayBuffer:
         """One stream holding the demo episodes back to back (each keeps its T+1 frames).
 
         ``stack_size`` defaults to the recording's; frames are stored once, so any other works.
-        With ``total_frames`` (their frame count, e.g. from `visual_iq.demos.stored_frames`) the
+        With ``total_frames`` (their frame count, e.g. from `visual_iq.data.demos.stored_frames`) the
         episodes may come one at a time from an iterator and are copied in as they come: the
         demos are then in memory once, not twice. ``frames``: storage for them (see the class).
         """

@@ -64,7 +64,7 @@ def implicit_reward(q_taken: Tensor, next_v: Tensor, terminated: Tensor, gamma: 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values`` where ``mask`` is true, without indexing: no data-dependent shape and no
-    read back to the host, so the loss can be captured in a CUDA graph (`visual_iq.capture`)."""
+    read back to the host, so the loss can be captured in a CUDA graph (`visual_iq.train.gpu.capture`)."""
     mask = mask.bool()  # `where`, not a product: a non-finite value outside the mask stays out
     return torch.where(mask, values, 0.0).sum() / mask.sum()
 

@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 from torch import nn
 
-from visual_iq.agent import (NETWORK_PREFIX, TARGET_PREFIX, check_checkpoint_settings, network_weights, read_checkpoint,
+from visual_iq.algo.agent import (NETWORK_PREFIX, TARGET_PREFIX, check_checkpoint_settings, network_weights, read_checkpoint,
                              with_target_network)
 from visual_iq.errors import CheckpointError
 

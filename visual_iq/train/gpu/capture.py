@@ -9,7 +9,7 @@ few kernels) and the target-network update run as before, outside the graphs.
 
 What a graph needs from the loss: the same shapes every update and nothing read back to the host
 (no ``.item()``, no boolean indexing). The objectives' ``with_metrics=False`` path is written that
-way (`visual_iq.losses.masked_mean`); the logged metrics come from a separate no-gradient pass at
+way (`visual_iq.algo.losses.masked_mean`); the logged metrics come from a separate no-gradient pass at
 logging steps only.
 """
 
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from visual_iq.errors import ConfigError
-from visual_iq.objectives import Batch, Objective
+from visual_iq.algo.objectives import Batch, Objective
 
 
 def capture_blocker(device: torch.device, *, bf16: bool, grad_penalty: float, world_size: int) -> str | None:
@@ -69,7 +69,7 @@ class UpdateLoss:
     If recording fails, ``strict`` raises; otherwise a warning says why and the loss runs eagerly.
     Recording fails if an autograd graph of these networks made outside it is still alive (a loss
     kept from an eager backward pass): it ties the gradients to the default stream (measured on an
-    H200: ``cudaErrorStreamCaptureImplicit``). In `visual_iq.module.IQLearn` the first update records.
+    H200: ``cudaErrorStreamCaptureImplicit``). In `visual_iq.train.module.IQLearn` the first update records.
     """
 
     def __init__(self, objective: Objective, q_net: nn.Module, target_net: nn.Module, *, capture: bool = False,

@@ -28,7 +28,7 @@ from ale_py.vector_env import AtariVectorEnv
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
 from visual_iq.errors import EnvSettingsError
-from visual_iq.fire import FireOnNewLife, VectorFireOnNewLife
+from visual_iq.env.fire import FireOnNewLife, VectorFireOnNewLife
 
 gym.register_envs(ale_py)
 # Pixel envs of our own (tests, examples; registered by the package): they emit (H, W) uint8
@@ -100,7 +100,7 @@ class EnvSettings:
     """End episodes when a life is lost (training signal only; off matches the real game)."""
     fire_on_new_life: bool = False
     """Press FIRE for the agent on the first step of every episode and every life after a lost one
-    (`visual_iq.fire`; for games that wait for it, e.g. Breakout's ball). Off matches the real game."""
+    (`visual_iq.env.fire`; for games that wait for it, e.g. Breakout's ball). Off matches the real game."""
     max_episode_frames: int = 108_000
     """Episodes are truncated after this many emulator frames (30 minutes of play)."""
     ale_py_version: str = ale_py.__version__
@@ -216,7 +216,7 @@ def make_screen_env(settings: EnvSettings, render_mode: str | None = None) -> gy
     at the full screen size, whose observations are the max-pooled (210, 160) gray screens.
 
     The frames of any ``crop_*`` and ``screen_size`` are `crop_and_resize` of these screens, so one
-    game replayed here gives its frames under several settings at once (`visual_iq.recording.rerender_episode`).
+    game replayed here gives its frames under several settings at once (`visual_iq.record.recording.rerender_episode`).
     """
     env = gym.make(
         settings.env_id,

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from visual_iq import __version__
-from visual_iq.envs import EnvSettings
+from visual_iq.env.envs import EnvSettings
 from visual_iq.errors import DemoError, EnvSettingsError
 from visual_iq.files import atomic_write
 

@@ -18,7 +18,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from visual_iq.experts import LookaheadExpert, restore_state
+from visual_iq.record.experts import LookaheadExpert, restore_state
 
 MISSED, RETURNED = "missed", "returned"
 

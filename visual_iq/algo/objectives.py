@@ -1,8 +1,8 @@
 """The training objective, chosen once: IQ-Learn, behavioural cloning or SQIL.
 
 Each is a small configured callable ``objective(q_net, target_net, batch) -> (loss, metrics, q)``
-over one batch (`visual_iq.batches`): it runs the networks and hands the Q values to the pure
-loss in `visual_iq.losses`. ``q`` (the online Q of the batch states) comes back for logging.
+over one batch (`visual_iq.data.batches`): it runs the networks and hands the Q values to the pure
+loss in `visual_iq.algo.losses`. ``q`` (the online Q of the batch states) comes back for logging.
 `soft_q_diagnostics` are the figures every method logs about its Q values.
 """
 
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from visual_iq.errors import ConfigError, TrainingDiverged
-from visual_iq.losses import (CHI2_ROWS, VARIANTS, Chi2Rows, Variant, bc_loss, chi2_on_all_rows, iq_loss, soft_value,
+from visual_iq.algo.losses import (CHI2_ROWS, VARIANTS, Chi2Rows, Variant, bc_loss, chi2_on_all_rows, iq_loss, soft_value,
                               sqil_loss)
 
 Method = Literal["iq", "bc", "sqil"]

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import gymnasium as gym
 import numpy as np
 
-from visual_iq.agent import SoftQAgent, load_agent
-from visual_iq.demos import Episode, EpisodeBuilder, episode_paths, load_episode, next_episode_path, save_episode
-from visual_iq.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, crop_and_resize, make_env,
+from visual_iq.algo.agent import SoftQAgent, load_agent
+from visual_iq.data.demos import Episode, EpisodeBuilder, episode_paths, load_episode, next_episode_path, save_episode
+from visual_iq.env.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, crop_and_resize, make_env,
                             make_screen_env)
 from visual_iq.errors import ConfigError, DemoError
-from visual_iq.fire import EXECUTED_ACTION
+from visual_iq.env.fire import EXECUTED_ACTION
 
 if TYPE_CHECKING:
-    from visual_iq.experts import LookaheadExpert
+    from visual_iq.record.experts import LookaheadExpert
 
 
 def _progress(message: str) -> None:
@@ -175,7 +175,7 @@ def record_expert(
     ``judge_ckpt``: also ask this trained agent for its greedy action at every step and report how
     often it agreed with the expert, per situation (`ExpertJudge` with ``expert_acts``).
     """
-    from visual_iq.experts import LookaheadExpert
+    from visual_iq.record.experts import LookaheadExpert
 
     agent = load_agent(judge_ckpt, settings) if judge_ckpt is not None else None
     env = make_env(settings)
@@ -234,7 +234,7 @@ def record_agent(
     policy, judge, extra = greedy_policy(agent), None, {"checkpoint": str(ckpt)}
     try:
         if expert_labels or dagger:
-            from visual_iq.experts import LookaheadExpert
+            from visual_iq.record.experts import LookaheadExpert
 
             policy = judge = ExpertJudge(policy, LookaheadExpert(env))
         if dagger:
@@ -365,7 +365,7 @@ def replay(episode: Episode, where: str = "episode") -> Iterator[tuple[int, np.n
     """
     if episode.seed is None:
         raise DemoError(f"{where}: has no seed, so its game cannot be replayed")
-    # The stored actions are the executed ones, FIREs pressed for the agent included (`visual_iq.fire`),
+    # The stored actions are the executed ones, FIREs pressed for the agent included (`visual_iq.env.fire`),
     # so the game replays without that wrapper, whichever rule it was recorded under.
     env = make_screen_env(episode.settings)
     try:

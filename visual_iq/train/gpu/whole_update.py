@@ -1,6 +1,6 @@
 """The whole update inside the training step (``whole_update: true``), on a GPU one CUDA graph.
 
-On an H200 the loss's graphs (`visual_iq.capture`) brought an update's GPU work to ~1 ms, yet
+On an H200 the loss's graphs (`visual_iq.train.gpu.capture`) brought an update's GPU work to ~1 ms, yet
 Lightning's loop still took 2.6 ms per update: the ~20 small kernels of sampling, the optimizer
 step, the Polyak update and Lightning's own per-batch work are host time around it
 (docs/performance.md). Here one update is a closure that samples its batch on the device,
@@ -25,10 +25,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from visual_iq.capture import resolve_capture
+from visual_iq.train.gpu.capture import resolve_capture
 from visual_iq.errors import ConfigError
-from visual_iq.networks import polyak_update
-from visual_iq.objectives import Batch, Objective
+from visual_iq.algo.networks import polyak_update
+from visual_iq.algo.objectives import Batch, Objective
 
 WARMUP_UPDATES = 3
 """Eager updates on a side stream before recording: CUDA graphs need lazy initialisation (Adam's
@@ -103,7 +103,7 @@ class WholeUpdate:
 
     def configure(self, requested: bool | None, blocker: str | None, generator: torch.Generator | None,
                   world_size: int = 1) -> None:
-        """Capture as `visual_iq.capture.resolve_capture` decides; ``generator``: the device sampler's
+        """Capture as `visual_iq.train.gpu.capture.resolve_capture` decides; ``generator``: the device sampler's
         (None: sampling happens on the host, which a graph cannot record). One process only."""
         if world_size > 1:
             raise ConfigError("whole_update runs in one process: under DDP the gradients' all-reduce needs "
@@ -172,7 +172,7 @@ class WholeUpdate:
         device = next(self.q_net.parameters()).device
         for group in self.adam.param_groups:
             # Adam's step counts on the device, and the graph reads the learning rate from a tensor
-            # that `visual_iq.schedule.LearningRateDrop` fills in (a number would be recorded as is).
+            # that `visual_iq.train.schedule.LearningRateDrop` fills in (a number would be recorded as is).
             group["capturable"] = True
             if not isinstance(group["lr"], Tensor):
                 group["lr"] = torch.tensor(float(group["lr"]), device=device)

@@ -29,7 +29,7 @@ class LearningRateDrop(Callback):
         lr = learning_rate_at(trainer.global_step, self.lr, self.drop_at, self.drop_to)
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
-                if isinstance(group["lr"], torch.Tensor):  # read by a CUDA graph (`visual_iq.whole_update`): in place
+                if isinstance(group["lr"], torch.Tensor):  # read by a CUDA graph (`visual_iq.train.gpu.whole_update`): in place
                     group["lr"].fill_(lr)
                 else:
                     group["lr"] = lr

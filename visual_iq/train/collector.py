@@ -7,9 +7,9 @@ from collections import deque
 
 import numpy as np
 
-from visual_iq.buffer import FrameReplayBuffer
-from visual_iq.envs import EnvSettings
-from visual_iq.rollout import Policy, VectorRollout
+from visual_iq.data.buffer import FrameReplayBuffer
+from visual_iq.env.envs import EnvSettings
+from visual_iq.train.rollout import Policy, VectorRollout
 
 
 class Collector:

@@ -1,7 +1,7 @@
 """Vectorised envs stepped by a policy, with each env's episode bookkeeping.
 
-The one acting loop that online training (`visual_iq.collector`) and evaluation
-(`visual_iq.evaluation`) share. ale-py's vector env resets an episode on the step after it ends
+The one acting loop that online training (`visual_iq.train.collector`) and evaluation
+(`visual_iq.train.evaluation`) share. ale-py's vector env resets an episode on the step after it ends
 (``AutoresetMode.NEXT_STEP``): that step's action is ignored and its reward is 0, so `Step.acted`
 marks the envs whose step was a real one.
 """
@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from visual_iq.envs import EnvSettings, make_vector_env
-from visual_iq.fire import EXECUTED_ACTION
+from visual_iq.env.envs import EnvSettings, make_vector_env
+from visual_iq.env.fire import EXECUTED_ACTION
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of uint8 observations (N, stack, H, W) to N actions."""
@@ -65,7 +65,7 @@ class VectorRollout:
     def step(self, policy: Policy) -> Step:
         actions = policy(self.observations)
         observations, rewards, terminated, truncated, info = self.env.step(actions)
-        actions = info.get(EXECUTED_ACTION, actions)  # FIRE where `visual_iq.fire` pressed it
+        actions = info.get(EXECUTED_ACTION, actions)  # FIRE where `visual_iq.env.fire` pressed it
         acted = ~self.was_done
         self.episode_steps = np.where(self.was_done, 0, self.episode_steps + 1)
         self.episode_returns = np.where(self.was_done, 0.0, self.episode_returns) + np.where(acted, rewards, 0.0)

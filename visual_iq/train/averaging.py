@@ -26,8 +26,8 @@ class EMA(WeightAveraging):
     """After every optimizer step, average ← decay · average + (1 − decay) · weights (as Lightning's
     ``EMAWeightAveraging(decay=...)`` with its default schedule), in one foreach op.
 
-    Use it in a config's trainer callbacks (``class_path: visual_iq.averaging.EMA``, ``init_args: {decay:
-    0.9999}``) or on the command line (``--trainer.callbacks+=visual_iq.averaging.EMA
+    Use it in a config's trainer callbacks (``class_path: visual_iq.train.averaging.EMA``, ``init_args: {decay:
+    0.9999}``) or on the command line (``--trainer.callbacks+=visual_iq.train.averaging.EMA
     --trainer.callbacks.decay=0.9999``).
     """
 
