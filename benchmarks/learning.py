@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per arm (default: cores / --parallel, at least 1)")
     parser.add_argument("--runs", default="runs/learning", help="TensorBoard runs and logs of the arms")
-    parser.add_argument("--out", default="results/learning", help="writes OUT.json, OUT_offline.png, OUT_online.png")
+    parser.add_argument("--out", default="research/results/learning", help="writes OUT.json, OUT_offline.png, OUT_online.png")
     parser.add_argument("--retrain", action="store_true", help="train arms again even if already finished")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra CLI setting for every arm, e.g. model.network=small (repeatable)")

@@ -1,7 +1,7 @@
 """Online learning speed through `visual-iq fit`: updates/s and env steps/s of conf/pong_online.yaml.
 
     python benchmarks/online_speed.py [--device cuda] [--seconds 45] [--variants loop whole8] \
-        [--threads 4] [--json results/online_speed.json]
+        [--threads 4] [--json research/results/online_speed.json]
 
 Each variant is one real `visual-iq fit` of the online config (the shipped 20 Pong demos, no
 evaluation, no checkpoints) stopped by Lightning's ``max_time``; its rates are read back from the

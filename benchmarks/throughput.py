@@ -1,7 +1,7 @@
 """Throughput and memory figures of the pipeline on this machine. Prints a table; times nothing in tests.
 
     python benchmarks/throughput.py [--updates 200] [--threads 1] [--device cpu|cuda] [--batch-size 32]
-        [--precisions 32 bf16] [--capture false true] [--whole-update 1 8] [--no-acting] [--json results/throughput.json]
+        [--precisions 32 bf16] [--capture false true] [--whole-update 1 8] [--no-acting] [--json research/results/throughput.json]
 
 (a) ms per offline IQ update, split up: Lightning's training loop (`visual-iq fit`'s), a raw
     PyTorch loop doing the same sampling, forward/backward, Adam step and target update, the

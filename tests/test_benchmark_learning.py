@@ -1,7 +1,6 @@
 """benchmarks/learning.py end to end on the tiny smoke config: arms, JSON report, plots, reuse."""
 
 import dataclasses
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -9,10 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SPEC = importlib.util.spec_from_file_location("learning_benchmark", Path("benchmarks/learning.py"))
-learning = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = learning  # dataclasses look their module up there
-SPEC.loader.exec_module(learning)
+from benchmarks import learning
 
 ARGS = ["--offline-config", "conf/smoke.yaml", "--online-config", "conf/smoke.yaml", "--demos", "2",
         "--updates", "20", "--online-updates", "20", "--eval-every", "10", "--eval-episodes", "2",

@@ -36,8 +36,8 @@
 #     summarise them here with benchmarks/learning.py --only online --no-train --runs <that folder>.
 #     SNAPSHOT_EVERY=N keeps a weights-only snapshot every N updates (--model.snapshot_every), and the
 #     pack exports the average of each arm's last AVERAGE_LAST (default 4) snapshots as
-#     averaged_agent.ckpt (docs/results.md, "Averaging weights").
-# Writes to $OUT (results/device for a dry run): card.txt, capture.log/.json, throughput.log/.json,
+#     averaged_agent.ckpt (research/results.md, "Averaging weights").
+# Writes to $OUT (research/results/device for a dry run): card.txt, capture.log/.json, throughput.log/.json,
 # and <arm>.tgz per arm (its events, fit log, its best and last checkpoints exported as small agents,
 # and with SNAPSHOT_EVERY the average of its last snapshots; unpack them all into one folder;
 # full checkpoints hold the replay, ~350 MB each, and stay on the machine).

@@ -123,7 +123,7 @@ def export_agent(ckpt_paths: str | Path | Sequence[str | Path], out_path: str | 
     ``tools/record.py --source agent`` and ``tools/reward.py``; it cannot resume training.
     Given several checkpoints (snapshots of one run), it writes the average of their networks:
     the policy oscillates from snapshot to snapshot, and on its plateau the average played better
-    than each (docs/results.md, "Averaging weights"). A checkpoint saved with Lightning's weight-averaging callback holds the
+    than each (research/results.md, "Averaging weights"). A checkpoint saved with Lightning's weight-averaging callback holds the
     averaged weights; ``as_trained`` takes the weights as trained instead. The write is atomic.
     """
     paths = [Path(ckpt_paths)] if isinstance(ckpt_paths, (str, Path)) else [Path(path) for path in ckpt_paths]

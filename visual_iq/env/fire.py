@@ -12,7 +12,7 @@ was done.
 Why more than one: with sticky actions the emulator keeps the previous action on each frame with
 probability p, so a FIRE step of 4 frames is lost with probability p⁴ (0.4 % at p = 0.25), and the
 game then waits, ball-less, until truncation (27,000 steps). Pressing FIRE once per life, 22 of 64
-envs of a NOOP agent hung within 3,000 steps, ~0.4 % of lives (`benchmarks/fire_hangs.py`), and
+envs of a NOOP agent hung within 3,000 steps, ~0.4 % of lives (`research/fire_hangs.py`), and
 one of a trained agent's 100 test games scored 0 in 27,000 steps. Two steps make it p⁸ (1.5e-5);
 on Breakout a FIRE while the ball is in play changes nothing.
 """

@@ -15,7 +15,7 @@ The rest of the time it follows the ball, so most of its play is a visible funct
 (easy to imitate), and a plan costs a few thousand emulated frames per rally, not per step. Observations the recorder
 stores are the normal pixel observations; the RAM is read only to decide the action.
 
-RAM facts (see ``shared/atari-notes.md``): Pong ball x/y = ram[49]/ram[54], player paddle
+RAM addresses (read off the emulator; `game_spec` holds them): Pong ball x/y = ram[49]/ram[54], player paddle
 y = ram[51]; Breakout ball x/y = ram[99]/ram[101], paddle x = ram[72].
 """
 
@@ -58,7 +58,7 @@ _SPECS = {
     # The paddle meets the ball at y ~174-183. Planning from y 140 (following the ball before, as in
     # Pong, so the approach is a visible function of the frames) costs a third of the return: +214
     # on seeds 1000-1019 against +324 planning from the ball's turn; from 155 on the plan starts too
-    # late (+37 ... +147 on three games). docs/results.md "A Breakout expert that plans late".
+    # late (+37 ... +147 on three games). research/results.md "A Breakout expert that plans late".
     "Breakout": _GameSpec(
         ball_along=99, ball_towards=101, paddle=72, increase=2, decrease=3, approaching_sign=1,
         targets=tuple(range(55, 200, 5)), rest=120, horizon=90, fire=1, samples=2, plan_from=140,
@@ -111,7 +111,7 @@ class LookaheadExpert:
     ``deterministic_plans``: simulate without sticky actions instead of with the env's: a plan is
     then a fixed function of the emulator state, so two experts in the same state choose the same
     target (with sticky rollouts they choose different actions on ~4 % of planned-phase steps:
-    label noise an imitator cannot learn away; `benchmarks/expert_consistency.py`).
+    label noise an imitator cannot learn away; `research/expert_consistency.py`).
     """
 
     def __init__(

@@ -5,7 +5,7 @@ with fresh ``mmap`` pages and unmaps them on free, and it trims the heap's top, 
 batch-sized CPU tensors of every training step (a 32-row Pong batch is ~3.6 MB in fp32) are
 faulted in again, page by page: 600-3,000 minor page faults per update were counted in
 Lightning's loop. With two torch threads those faults contend on the kernel's memory lock;
-``benchmarks/loop_ms.py 2 nature 200`` with and without ``--keep-freed-memory`` (6 alternating
+``research/loop_ms.py 2 nature 200`` with and without ``--keep-freed-memory`` (6 alternating
 pairs on the team's 2-core AMD EPYC, 2026-11-26) measured 46.0 ms vs 36.1 ms per update on average,
 every pair faster, with ~2 faults per update instead of ~2,500. Cost: up to ~1 GB of freed heap
 may stay resident.

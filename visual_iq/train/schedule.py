@@ -2,7 +2,7 @@
 
 A Lightning callback sets it from the update count before every update (not kept by a torch
 scheduler's own counter), so a resumed run follows it even from a checkpoint saved before the drop
-was set (docs/results.md, "A second, lower learning rate").
+was set (research/results.md, "A second, lower learning rate").
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """How much a second core adds on this machine, with no threading library in the way.
 
-    python benchmarks/cores.py [--seconds 6]
+    python research/cores.py [--seconds 6]
 
 Runs two single-threaded workloads (a 256x256 fp32 matrix product loop in torch, and a pure
 Python loop) once alone and then as two processes at once, and prints each one's rate. On a
 machine with two free physical cores the pair does ~2x the work of one process; less means the
 cores share something (SMT siblings, other tenants of a VM, a lower clock with both busy). That
-is the ceiling for any two-thread speed-up of one run (`benchmarks/loop_ms.py 1` vs `2`).
+is the ceiling for any two-thread speed-up of one run (`research/loop_ms.py 1` vs `2`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Is the scripted expert's action a function of the state? The ceiling on imitating it from frames.
 
-    python benchmarks/expert_consistency.py [--deterministic-plans] [--replan-every N] [--seed S]
+    python research/expert_consistency.py [--deterministic-plans] [--replan-every N] [--seed S]
         [--episodes N] [--samples K] [--stride N] [--max-states N] [--json OUT]
 
 The expert plays Pong (sticky actions 0.25, as the demos). At every ``stride``-th step of the planned

@@ -1,6 +1,6 @@
 """Does the previous action tell more about the demonstrator's next choice than the agent's Q values?
 
-    python benchmarks/previous_action.py AGENT.ckpt DEMO_DIR [--episodes A:B]
+    python research/previous_action.py AGENT.ckpt DEMO_DIR [--episodes A:B]
 
 With sticky actions the emulator repeats the previous action on each frame with probability 0.25, and
 the scripted experts plan from the emulator's state, which holds that action; the agent sees only

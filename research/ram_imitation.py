@@ -1,6 +1,6 @@
 """Do the frames hold back the Pong imitators? The same demos, imitated from the emulator's RAM.
 
-    python benchmarks/ram_imitation.py DEMO_DIR [DEMO_DIR ...] --held-out HELD_OUT_DIR [--agent AGENT.ckpt]
+    python research/ram_imitation.py DEMO_DIR [DEMO_DIR ...] --held-out HELD_OUT_DIR [--agent AGENT.ckpt]
         [--games 20] [--seed 40000] [--epochs 20] [--json OUT.json]
 
 Every pixel agent here plateaus at ~+14.5 on Pong while its demonstrator plays ~+18 in the same env.

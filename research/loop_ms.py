@@ -1,6 +1,6 @@
 """Median ms per update of Lightning's training loop (what `visual-iq fit` runs) for the code on PYTHONPATH.
 
-    python benchmarks/loop_ms.py THREADS NETWORK UPDATES [--keep-freed-memory]
+    python research/loop_ms.py THREADS NETWORK UPDATES [--keep-freed-memory]
 
 Offline IQ on the first Pong demo, batch 32, fp32, no evaluation. It uses only what every
 version of `IQLearn` has, so it compares commits: run it from a `git worktree` of the old commit

@@ -1,10 +1,10 @@
 """How often a Breakout game waits ball-less: a NOOP agent (it never presses FIRE itself) in a vector
 env with sticky actions 0.25 and FIRE pressed for it on the first ``--fire-steps`` steps of each life.
 
-    python benchmarks/fire_hangs.py [--envs 64] [--steps 3000] [--fire-steps 2]
+    python research/fire_hangs.py [--envs 64] [--steps 3000] [--fire-steps 2]
 
 A lost FIRE leaves the game waiting until truncation; with ``--fire-steps 1`` (the rule before
-2026-11-30) 22 of 64 envs hung within 3,000 steps, with 2 none did (docs/results.md, "Four seeds
+2026-11-30) 22 of 64 envs hung within 3,000 steps, with 2 none did (research/results.md, "Four seeds
 on 100 test games").
 """
 

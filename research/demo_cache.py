@@ -1,7 +1,7 @@
 """Memory and start-up time of runs side by side, with and without the demo frame cache.
 
-    python benchmarks/demo_cache.py [--demos demos/pong ...] [--num-demos 20] [--processes 2]
-        [--cache runs/demo_cache] [--batches 2000] [--json results/demo_cache.json]
+    python research/demo_cache.py [--demos demos/pong ...] [--num-demos 20] [--processes 2]
+        [--cache runs/demo_cache] [--batches 2000] [--json research/results/demo_cache.json]
 
 Starts ``--processes`` processes that each build the expert replay as a training run does
 (`BatchSource.from_demos`) and sample ``--batches`` batches from it, then reports per process the

@@ -1,6 +1,6 @@
 """Does the bf16 conv trunk change what a trained agent plays? fp32 against bf16 on held-out demo states.
 
-    python benchmarks/precision_actions.py AGENT.ckpt DEMO_DIR [EPISODES]
+    python research/precision_actions.py AGENT.ckpt DEMO_DIR [EPISODES]
 
 For each demo state: Q from the fp32 network and from the same network with its convolutions in
 bf16 autocast (the head and Q stay fp32, as `precision: bf16` / `auto` run them). Prints the share of

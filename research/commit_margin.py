@@ -1,14 +1,14 @@
 """Does the Pong agent play better if it commits to its previous action unless another is clearly better?
 
-    python benchmarks/commit_margin.py AGENT.ckpt --margins 0 1 2 4 --seed 50000 --episodes 40
+    python research/commit_margin.py AGENT.ckpt --margins 0 1 2 4 --seed 50000 --episodes 40
 
 The agent that misses a ball typically reverses its paddle in the last steps before the hit
-(docs/results.md, "Where the points are lost"). A commit margin m keeps the previous action while
+(research/results.md, "Where the points are lost"). A commit margin m keeps the previous action while
 its Q is within m·α of the best action's (α: the agent's temperature, so m is a log-odds of the
 soft-Q policy), and otherwise plays greedily; m = 0 is greedy play. Each margin plays the same
 ``--episodes`` games (env seeds ``--seed`` onwards, 16 at a time, as `visual_iq.train.evaluation` does);
 keep clear of the validation (10000+) and test (20000+) games if the answer is to choose a margin.
-An exploratory check: the package acts greedily (docs/results.md, "Committing to the previous action").
+An exploratory check: the package acts greedily (research/results.md, "Committing to the previous action").
 """
 
 from __future__ import annotations

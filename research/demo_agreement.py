@@ -1,10 +1,10 @@
 """How often agents take the demonstrator's action on demo states (training or held-out episodes).
 
-    python benchmarks/demo_agreement.py DEMO_DIR AGENT.ckpt [AGENT.ckpt ...] [--episodes A:B]
+    python research/demo_agreement.py DEMO_DIR AGENT.ckpt [AGENT.ckpt ...] [--episodes A:B]
 
 For each agent: the share of the demo states of episodes A..B-1 (default: all) on which its greedy
 action is the demonstrator's. On episodes it was not trained on, this is how well it generalises
-the expert's choices; the expert's own consistency (benchmarks/expert_consistency.py) bounds it.
+the expert's choices; the expert's own consistency (research/expert_consistency.py) bounds it.
 """
 
 from __future__ import annotations

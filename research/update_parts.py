@@ -1,9 +1,9 @@
 """Where one offline IQ update's time goes on this machine (Nature CNN, batch 32, fp32, Pong demos).
 
-    python benchmarks/update_parts.py adam THREADS      # Adam step per implementation; whole update, plain vs fused
-    python benchmarks/update_parts.py profile THREADS   # torch.profiler: the operators of 20 updates
-    python benchmarks/update_parts.py precision THREADS # fp32 against the bf16 trunk, Nature and small CNN, batch 64
-    python benchmarks/update_parts.py ema THREADS       # the weight average's update: Lightning's EMA against ours
+    python research/update_parts.py adam THREADS      # Adam step per implementation; whole update, plain vs fused
+    python research/update_parts.py profile THREADS   # torch.profiler: the operators of 20 updates
+    python research/update_parts.py precision THREADS # fp32 against the bf16 trunk, Nature and small CNN, batch 64
+    python research/update_parts.py ema THREADS       # the weight average's update: Lightning's EMA against ours
 
 ``precision`` answers whether ``precision: auto`` picked the faster precision on this machine (bf16
 only where the CPU has native bf16): whole updates with the fp32 and the bf16 trunk alternating

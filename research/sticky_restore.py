@@ -1,6 +1,6 @@
 """Does ALE's restoreState bring back the action that sticky frames repeat? (It does not.)
 
-    python benchmarks/sticky_restore.py [--trials N] [--sticky P]
+    python research/sticky_restore.py [--trials N] [--sticky P]
 
 Pong in a bare `ALEInterface` with sticky actions. Each trial: NOOPs (so the last action is NOOP),
 clone the state, then either press UP for 30 frames and restore the state ("simulated"), or not

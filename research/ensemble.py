@@ -1,12 +1,12 @@
 """Does averaging the Q of several trained agents (e.g. seeds of one recipe) play better than each alone?
 
-    python benchmarks/ensemble.py --seed 30000 --episodes 20 A.ckpt B.ckpt [C.ckpt ...]
+    python research/ensemble.py --seed 30000 --episodes 20 A.ckpt B.ckpt [C.ckpt ...]
 
 Plays the same ``--episodes`` games (env seeds ``--seed`` onwards; keep clear of the validation
 games at 10000+ and the test games at 20000+ when the answer is to choose an agent) greedily with
 argmax of the members' mean Q, and with each member alone, and prints the returns (``--sample``: actions
 sampled from softmax(Q/α) instead of the argmax). An exploratory
-check: the package has no ensemble agent (docs/results.md, "An ensemble of seeds").
+check: the package has no ensemble agent (research/results.md, "An ensemble of seeds").
 """
 
 from __future__ import annotations
