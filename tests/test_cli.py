@@ -461,3 +461,15 @@ def test_evaluation_options_still_apply_with_a_checkpoint_and_others_are_reporte
     steps = captured.out.split("steps: ")[1].split("]")[0].strip("[").split(", ")
     assert len(steps) == 3 and all(int(n) > 0 for n in steps)  # each test episode's length
     assert "ignored: --model.alpha" in captured.err and "eval_episodes" not in captured.err.split("ignored:")[1].split("(")[0]
+
+
+def test_visual_iq_runs_a_tool_by_name_and_lists_the_tools(capsys):
+    from visual_iq.__main__ import TOOLS
+    from visual_iq.__main__ import main as visual_iq
+
+    assert visual_iq(["demos", "info", "tests/data/catch", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 20
+    with pytest.raises(SystemExit):
+        visual_iq(["--help"])
+    listed = capsys.readouterr().out
+    assert all(f"  {name}  " in listed or f"  {name} " in listed for name in TOOLS) and "fit" in listed

@@ -241,7 +241,7 @@ def test_asking_the_expert_does_not_change_the_game(tmp_path):
 
 def test_expert_demos_with_sticky_actions_replay_exactly(tmp_path):
     """Since the expert plans in its own emulator, its games replay from their seed and actions, so
-    `tools/demos.py render` can store them under other frame settings."""
+    `visual-iq demos render` can store them under other frame settings."""
     from visual_iq.record.recording import rerender_episode
 
     settings = EnvSettings("Pong", sticky_actions=0.25, max_episode_frames=1600)

@@ -1,4 +1,4 @@
-"""tools/misses.py: games split into approaches of the ball, missed or returned, and the expert's takeover."""
+"""visual-iq misses: games split into approaches of the ball, missed or returned, and the expert's takeover."""
 
 import json
 

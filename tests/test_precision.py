@@ -79,7 +79,7 @@ def test_action_agreement_exposes_a_collapse_to_the_commonest_action():
 @pytest.mark.parametrize("native_bf16", [False, True])
 def test_loaded_agent_acts_in_the_precision_test_uses(monkeypatch, native_bf16):
     # the shipped agent was trained with precision auto: bf16 trunk only on a CPU with native bf16,
-    # as `visual-iq test` would run it on this machine (tools/record.py and tools/reward.py load it so)
+    # as `visual-iq test` would run it on this machine (visual-iq record and visual-iq reward load it so)
     import visual_iq.algo.networks as networks
 
     monkeypatch.setattr(networks, "cpu_has_native_bf16", lambda: native_bf16)

@@ -158,12 +158,12 @@ pack() {
     cp "runs_device/$arm.log" "/tmp/pack/$arm/runs_device/" 2>/dev/null
     local best
     best=$(ls "$run"/checkpoints/best-*.ckpt 2>/dev/null | head -n 1)
-    [ -n "$best" ] && $PYTHON tools/export.py "$best" "$target/best_agent.ckpt" && basename "$best" > "$target/best_name.txt"
-    [ -e "$run/checkpoints/last.ckpt" ] && $PYTHON tools/export.py "$run/checkpoints/last.ckpt" "$target/last_agent.ckpt"
+    [ -n "$best" ] && $PYTHON visual-iq export "$best" "$target/best_agent.ckpt" && basename "$best" > "$target/best_name.txt"
+    [ -e "$run/checkpoints/last.ckpt" ] && $PYTHON visual-iq export "$run/checkpoints/last.ckpt" "$target/last_agent.ckpt"
     local snaps
     snaps=$(ls "$run"/checkpoints/snap-*.ckpt 2>/dev/null | sort -V | tail -n "$AVERAGE_LAST")
     # shellcheck disable=SC2086  # one path per word
-    [ -n "$snaps" ] && $PYTHON tools/export.py $snaps "$target/averaged_agent.ckpt" \
+    [ -n "$snaps" ] && $PYTHON visual-iq export $snaps "$target/averaged_agent.ckpt" \
       && basename -a $snaps > "$target/averaged_names.txt"
     tar czf "$OUT/$arm.tgz" -C "/tmp/pack/$arm" runs_device
   done

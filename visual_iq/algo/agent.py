@@ -120,7 +120,7 @@ def export_agent(ckpt_paths: str | Path | Sequence[str | Path], out_path: str | 
 
     It drops the target network, optimizer state and loop state (about 4x smaller for the Nature
     CNN), and still works with ``visual-iq test/validate --ckpt_path``, `load_agent`,
-    ``tools/record.py --source agent`` and ``tools/reward.py``; it cannot resume training.
+    ``visual-iq record --source agent`` and ``visual-iq reward``; it cannot resume training.
     Given several checkpoints (snapshots of one run), it writes the average of their networks:
     the policy oscillates from snapshot to snapshot, and on its plateau the average played better
     than each (research/results.md, "Averaging weights"). A checkpoint saved with Lightning's weight-averaging callback holds the

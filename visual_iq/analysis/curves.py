@@ -1,4 +1,4 @@
-"""Learning curves read back from a run's TensorBoard events: for `tools/curve.py` and the benchmarks.
+"""Learning curves read back from a run's TensorBoard events: for `visual-iq curve` and the benchmarks.
 
 A directory without events or without an evaluation yet raises `RunError` naming it.
 """

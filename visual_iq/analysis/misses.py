@@ -7,7 +7,7 @@ plays a policy, splits its games into approaches (from the RAM the scripted expe
 expert for its action at every step, and, for every missed approach, lets the expert take over from
 the moment it would have started planning the hit (`LookaheadExpert.is_close`): if the expert saves
 most of those, the agent lost them in the last steps before the paddle, not earlier.
-`summarise` turns the approaches into those figures; `tools/misses.py` prints them.
+`summarise` turns the approaches into those figures; `visual-iq misses` prints them.
 """
 
 from __future__ import annotations

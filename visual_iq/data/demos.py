@@ -336,7 +336,7 @@ def load_episodes(
 
 
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
-    """The figures ``tools/demos.py info`` prints: counts, return statistics, game, settings, and how
+    """The figures ``visual-iq demos info`` prints: counts, return statistics, game, settings, and how
     the demonstrator acts: each action's share of the steps (index = action) and ``repeat_share``,
     how often an action equals the one before it in its episode (None when no episode has two
     steps, so ``info --json`` stays standard JSON). A demonstrator that mostly idles

@@ -1,1 +1,1 @@
-"""Command-line front ends of the `tools/` scripts; each exposes ``main(argv) -> exit code``."""
+"""The tools of ``visual-iq TOOL ...`` (record, demos, reward, export, curve, misses); each exposes ``main(argv) -> exit code``."""

@@ -1,4 +1,4 @@
-"""``python tools/curve.py RUN_DIR [RUN_DIR ...] [--plot curve.png]``: evaluation learning curves.
+"""``visual-iq curve RUN_DIR [RUN_DIR ...] [--plot curve.png]``: evaluation learning curves.
 
 Prints, for the first run, one row per evaluation: updates, wall-clock minutes since the run's
 first logged event, and ``eval/return_mean`` ± ``eval/return_std`` (Markdown, or JSON with
@@ -16,7 +16,7 @@ from visual_iq.errors import VisualIQError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/curve.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="visual-iq curve", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="+", help="run directories, e.g. runs/pong/version_0 (the first is printed)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--plot", default=None, help="also save a PNG of every run's curve here")

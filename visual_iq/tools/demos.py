@@ -1,4 +1,4 @@
-"""``python tools/demos.py info DIR [--json]``, ``video DIR -o out.mp4`` and
+"""``visual-iq demos info DIR [--json]``, ``video DIR -o out.mp4`` and
 ``render DIR OUT --crop-top 34 --crop-bottom 16`` (the same games under other frame settings)."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/demos.py", description="Inspect recorded demonstrations.")
+    parser = argparse.ArgumentParser(prog="visual-iq demos", description="Inspect recorded demonstrations.")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="episodes, steps, returns, game and settings of a demo directory")
     info.add_argument("directory")

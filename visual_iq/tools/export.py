@@ -1,4 +1,4 @@
-"""``python tools/export.py CKPT [CKPT ...] OUT``: a small agent checkpoint (network, hparams, env
+"""``visual-iq export CKPT [CKPT ...] OUT``: a small agent checkpoint (network, hparams, env
 settings); given several checkpoints of one run, of the average of their networks."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from visual_iq.errors import VisualIQError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/export.py", description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser = argparse.ArgumentParser(prog="visual-iq export", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("ckpts", nargs="+", metavar="ckpt",
                         help="a training checkpoint, e.g. runs/pong/version_0/checkpoints/last.ckpt; several "
                              "(snapshots of one run, e.g. snap-*.ckpt of --model.snapshot_every): their average")
@@ -27,5 +27,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     averaged = f", the average of {len(args.ckpts)} checkpoints" if len(args.ckpts) > 1 else ""
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB{averaged}): use it with visual-iq test/validate "
-          "--ckpt_path, tools/record.py --source agent, tools/reward.py")
+          "--ckpt_path, visual-iq record --source agent, visual-iq reward")
     return 0

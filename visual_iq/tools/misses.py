@@ -1,4 +1,4 @@
-"""``python tools/misses.py --ckpt PATH --episodes N``: where an agent loses points (Pong, Breakout).
+"""``visual-iq misses --ckpt PATH --episodes N``: where an agent loses points (Pong, Breakout).
 
 Splits the agent's games into approaches of the ball to its paddle and prints the approaches per
 game, the share missed, the agent's agreement with the scripted expert on missed and returned
@@ -20,7 +20,7 @@ from visual_iq.files import atomic_write_text
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/misses.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="visual-iq misses", description=__doc__.splitlines()[0])
     player = parser.add_mutually_exclusive_group(required=True)
     player.add_argument("--ckpt", help="the agent to analyse (a visual-iq checkpoint)")
     player.add_argument("--expert", action="store_true", help="analyse the scripted expert itself (the baseline)")

@@ -1,4 +1,4 @@
-"""``python tools/record.py --source {human,expert,agent} --game Pong --episodes N --out DIR``."""
+"""``visual-iq record --source {human,expert,agent} --game Pong --episodes N --out DIR``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from visual_iq.errors import VisualIQError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="tools/record.py",
+        prog="visual-iq record",
         description="Record Atari demonstrations, one compressed file per finished episode.",
     )
     parser.add_argument("--source", choices=("human", "expert", "agent"), required=True,

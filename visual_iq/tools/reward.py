@@ -1,4 +1,4 @@
-"""``python tools/reward.py --ckpt PATH --demos DIR``: the reward and policy a trained agent recovered.
+"""``visual-iq reward --ckpt PATH --demos DIR``: the reward and policy a trained agent recovered.
 
 Computes the implicit reward r = Q(s,a) − γ(1−d)V(s') along the episodes of DIR (use episodes
 the agent was not trained on), prints its Pearson and Spearman correlation with the true game
@@ -50,7 +50,7 @@ def plot_episode_rewards(implicit: np.ndarray, episode: Episode, out: str | Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/reward.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="visual-iq reward", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="a visual-iq checkpoint")
     parser.add_argument("--demos", required=True, help="episodes to analyse (ideally held out from training)")
     parser.add_argument("--episodes", type=int, default=None, help="use only the first N episodes")

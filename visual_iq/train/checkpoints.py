@@ -3,7 +3,7 @@
 Every run keeps its best checkpoint by evaluation return (``best-<step>-<return>.ckpt``) and the
 newest one (``last.ckpt``, to resume). Snapshots every N updates are kept on request: the soft-Q
 policy oscillates from one evaluation to the next, and the average of snapshots' networks taken on
-its plateau (``tools/export.py CKPT... OUT``) played better than any one of them (research/results.md,
+its plateau (``visual-iq export CKPT... OUT``) played better than any one of them (research/results.md,
 "Averaging weights").
 """
 

@@ -78,7 +78,7 @@ class IQLearn(L.LightningModule):
         frame_skip: emulator frames per agent step (the demos must have been recorded with it).
         stack_size: frames per observation (demos of any stack size work: frames are stored once).
         crop_top, crop_bottom: screen rows dropped above / below before resizing (Pong's playfield: 34, 16).
-        screen_size: side of the square frames (84 as in DQN; the demos' must match: ``tools/demos.py render``).
+        screen_size: side of the square frames (84 as in DQN; the demos' must match: ``visual-iq demos render``).
         terminal_on_life_loss: acting envs end an episode when a life is lost (evaluation too).
         fire_on_new_life: FIRE is pressed for the agent at every episode's and life's start (Breakout).
         num_envs: vectorised envs for online acting.
@@ -90,7 +90,7 @@ class IQLearn(L.LightningModule):
         eval_episodes: episodes per validation / test run.
         eval_video: log a GIF of an evaluation episode to TensorBoard.
         eval_reward_correlation: log the implicit reward's correlation with the true one along it.
-        snapshot_every: also keep a checkpoint every N updates (``snap-<step>.ckpt``) to average with ``tools/export.py``.
+        snapshot_every: also keep a checkpoint every N updates (``snap-<step>.ckpt``) to average with ``visual-iq export``.
         device_replay: sample on the training device from a copy of the replay there (null: on a GPU only).
         capture: replay the loss's forward and backward from CUDA graphs (`visual_iq.train.gpu.capture`);
             null: wherever possible (one CUDA process, fp32, no gradient penalty).
