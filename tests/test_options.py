@@ -179,6 +179,27 @@ def test_online_official_recipe_updates_on_expert_rows_and_logs_policy_rows(trai
     assert {"train/q_policy", "train/entropy_policy", "train/reward_policy"} <= set(watch.metrics)
 
 
+def _online_weights_logging_every(tmp_path, log_every_n_steps: int, device_replay: bool) -> dict[str, torch.Tensor]:
+    L.seed_everything(0)
+    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, online=True,
+                    variant="value_expert", num_envs=2, learning_starts=32, buffer_capacity=200, eval_episodes=1,
+                    eval_video=False, device_replay=device_replay)
+    assert not model.objective.reads_policy_rows  # the case where logging used to draw a batch of its own
+    trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=12, val_check_interval=12, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=log_every_n_steps, default_root_dir=tmp_path)
+    trainer.fit(model)
+    return {name: value.clone() for name, value in model.q_net.state_dict().items()}
+
+
+@pytest.mark.parametrize("device_replay", [False, True], ids=["host_sampler", "device_sampler"])
+def test_logging_draws_nothing_from_the_training_stream(tmp_path, device_replay):
+    # Online with an objective that ignores policy rows, the logged metrics come from an extra batch with
+    # them: it must come from a stream of its own, or how often a run logs would change what it trains on.
+    often, rarely = (_online_weights_logging_every(tmp_path / str(n), n, device_replay) for n in (1, 1000))
+    assert all(torch.equal(often[name], rarely[name]) for name in often)
+
+
 class _PoisonAfter(L.Callback):
     """Makes every loss from update ``update`` on NaN (as a diverging run's would be)."""
 

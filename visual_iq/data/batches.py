@@ -26,6 +26,9 @@ from visual_iq.data.frame_cache import cached_replay
 
 BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
 
+DIAGNOSTIC_STREAM = 7_919
+"""Seed offset of the stream that diagnostic batches are drawn from, apart from the training batches'."""
+
 
 def sampling_device(device: torch.device, device_replay: bool | None = None) -> torch.device | None:
     """Where to sample batches when training on ``device``: there (``device_replay``; None: on a
@@ -52,10 +55,13 @@ class BatchSource:
         self.expert, self.policy = expert, policy
         self.batch_size, self.augment_shift, self.initial_states = batch_size, augment_shift, initial_states
         self.rng = np.random.default_rng(seed)
+        self.diagnostic_rng = np.random.default_rng(seed + DIAGNOSTIC_STREAM)
         self.generator: torch.Generator | None = None
+        self.diagnostic_generator: torch.Generator | None = None
         self.mirrors: list[DeviceReplay] = []
         if device is not None:
             self.generator = torch.Generator(device).manual_seed(seed)
+            self.diagnostic_generator = torch.Generator(device).manual_seed(seed + DIAGNOSTIC_STREAM)
             self.mirrors = [DeviceReplay(expert, device, static=True)]
             if policy is not None:
                 self.mirrors.append(DeviceReplay(policy, device))
@@ -90,17 +96,20 @@ class BatchSource:
         return cls(expert, policy, batch_size=batch_size, augment_shift=augment_shift,
                    initial_states=initial_states, seed=seed, device=device)
 
-    def sample(self, with_policy: bool = True) -> dict[str, torch.Tensor]:
+    def sample(self, with_policy: bool = True, *, diagnostic: bool = False) -> dict[str, torch.Tensor]:
         """One batch; ``with_policy=False`` leaves the policy rows out (for objectives that never
-        read them, whose gradient is then the same at half the cost)."""
+        read them, whose gradient is then the same at half the cost). ``diagnostic`` draws it from a
+        stream of its own, so that batches only logged never change which ones are trained on."""
         if self.generator is not None:
-            rng: np.random.Generator | torch.Generator = self.generator
+            generator = self.diagnostic_generator if diagnostic else self.generator
+            assert generator is not None
+            rng: np.random.Generator | torch.Generator = generator
             mirrors = self.mirrors if with_policy else self.mirrors[:1]
-            parts = [mirror.sample(self.batch_size, self.generator) for mirror in mirrors]
+            parts = [mirror.sample(self.batch_size, generator) for mirror in mirrors]
         else:
-            rng = self.rng
+            rng = self.diagnostic_rng if diagnostic else self.rng
             sources = (self.expert, self.policy) if with_policy else (self.expert,)
-            parts = [buffer.sample(self.batch_size, self.rng) for buffer in sources if buffer is not None]
+            parts = [buffer.sample(self.batch_size, rng) for buffer in sources if buffer is not None]
         batch = {key: torch.cat([getattr(part, key) for part in parts]) for key in BATCH_KEYS}
         batch["is_expert"] = torch.arange(len(batch["actions"]), device=batch["actions"].device) < self.batch_size
         if self.initial_states:

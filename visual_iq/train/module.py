@@ -259,7 +259,7 @@ class IQLearn(L.LightningModule):
     def _check_and_log(self, loss: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
         """The NaN check and training metrics, from a no-gradient pass (online, over a batch with policy rows)."""
         if self.collector is not None and self.batches is not None and not self.objective.reads_policy_rows:
-            batch = self.batches.sample()
+            batch = self.batches.sample(diagnostic=True)  # apart from the training stream: logging changes nothing trained
         metrics = training_metrics(self.objective, self.q_net, self.target_net, batch, loss, method=self.hparams.method,
                                    update=self.global_step, alpha=self.hparams.alpha)
         now = time.perf_counter()
