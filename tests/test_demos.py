@@ -13,6 +13,7 @@ from visual_iq.data.demos import (
     load_episode,
     load_episodes,
     next_episode_path,
+    recompress_episode,
     save_episode,
     summarize,
 )
@@ -79,6 +80,45 @@ def test_pong_frames_are_small_on_disk(tmp_path):
     assert path.stat().st_size / frames <= 100
 
 
+def test_frames_are_one_lzma_stream_and_a_damaged_one_is_named(tmp_path):
+    [path] = _random_episodes(tmp_path, count=1)
+    with np.load(path) as data:
+        assert "frames" not in data.files and data["frames_shape"].tolist() == [101, 84, 84]
+        stream = data["frames_xz"].copy()
+    stream[len(stream) // 2] ^= 0xFF
+    _rewrite(path, frames_xz=stream)
+    with pytest.raises(DemoError, match=f"{path}: corrupt or truncated demo file \\(damaged frame stream"):
+        load_episode(path)
+
+
+def _as_format_1(path):
+    """Rewrite a demo file as format 1 stored it: the frames as a plain (deflated) array."""
+    episode = load_episode(path)
+    with np.load(path) as data:
+        metadata = json.loads(data["metadata"].tobytes())
+    metadata["format_version"] = 1
+    _write_npz(path, frames=episode.frames, actions=episode.actions, rewards=episode.rewards,
+               terminated=episode.terminated, truncated=episode.truncated,
+               metadata=np.frombuffer(json.dumps(metadata).encode(), np.uint8))
+    return episode, metadata
+
+
+def test_format_1_files_load_and_recompress_to_the_same_episode(tmp_path, capsys):
+    paths = _random_episodes(tmp_path, count=2)
+    originals = [_as_format_1(path) for path in paths]
+    sizes = [path.stat().st_size for path in paths]
+    assert np.array_equal(load_episode(paths[0]).frames, originals[0][0].frames)  # format 1 still loads
+    assert demos_main(["recompress", str(tmp_path)]) == 0
+    assert "2 of 2 episodes rewritten" in capsys.readouterr().out
+    for path, size, (episode, metadata) in zip(paths, sizes, originals):
+        again = load_episode(path)
+        assert np.array_equal(again.frames, episode.frames) and np.array_equal(again.actions, episode.actions)
+        with np.load(path) as data:
+            stored = json.loads(data["metadata"].tobytes())
+        assert stored == {**metadata, "format_version": 2} and path.stat().st_size < size
+    assert not recompress_episode(paths[0])  # already in today's format: left alone
+
+
 def test_next_episode_path_appends(tmp_path):
     _random_episodes(tmp_path, count=2)
     assert next_episode_path(tmp_path).name == "episode_00002.npz"
@@ -129,18 +169,14 @@ def _rewrite(path, **replace):
 
 def test_wrong_dtype(tmp_path):
     [path] = _random_episodes(tmp_path, count=1)
-    with np.load(path) as data:
-        frames = data["frames"].astype(np.float32)
-    _rewrite(path, frames=frames)
+    _rewrite(path, frames=load_episode(path).frames.astype(np.float32))  # a format-1 file's plain frames
     with pytest.raises(DemoError, match=r"episode_00000.npz: .*'frames' must be a 3-d uint8 array, got float32"):
         load_episode(path)
 
 
 def test_wrong_shape(tmp_path):
     [path] = _random_episodes(tmp_path, count=1)
-    with np.load(path) as data:
-        frames = data["frames"][:, :42]
-    _rewrite(path, frames=frames)
+    _rewrite(path, frames=load_episode(path).frames[:, :42])
     with pytest.raises(DemoError, match=r"frames are \(42, 84\), settings say \(84, 84\)"):
         load_episode(path)
 

@@ -1,18 +1,23 @@
 """The demonstration format: one compressed ``.npz`` file per episode, no pickle.
 
-Each file holds every 84x84 frame once (not the stacks) plus the per-step arrays and a JSON
-metadata record that includes the `EnvSettings` the frames were produced with:
+Each file holds every 84x84 frame once (not the stacks), compressed as one LZMA stream
+(`visual_iq.data.frame_codec`), plus the per-step arrays and a JSON metadata record that includes the
+`EnvSettings` the frames were produced with:
 
-=============  ===============  ====================================================
-key            shape / dtype    meaning
-=============  ===============  ====================================================
-``frames``     (T+1, H, W) u8   newest frame of each observation o_0 .. o_T
-``actions``    (T,) int16       action taken in o_t
-``rewards``    (T,) float32     reward received after the action
-``terminated`` (T,) bool        the game ended (only the last step may be True)
-``truncated``  (T,) bool        the episode was cut by a time limit (only the last)
-``metadata``   (bytes,) u8      UTF-8 JSON: settings, seed, source, return, ...
-=============  ===============  ====================================================
+================  ===============  ====================================================
+key               shape / dtype    meaning
+================  ===============  ====================================================
+``frames_xz``     (N,) u8          the frames (T+1, H, W) u8 as one xz stream: the newest
+                                   frame of each observation o_0 .. o_T
+``frames_shape``  (3,) int64       T+1, H, W
+``actions``       (T,) int16       action taken in o_t
+``rewards``       (T,) float32     reward received after the action
+``terminated``    (T,) bool        the game ended (only the last step may be True)
+``truncated``     (T,) bool        the episode was cut by a time limit (only the last)
+``metadata``      (bytes,) u8      UTF-8 JSON: settings, seed, source, return, ...
+================  ===============  ====================================================
+
+Files of format 1 store ``frames`` as a plain array instead (deflated by the zip); both load.
 
 Stacked observations are rebuilt on load: o_t = frames[t-stack+1 .. t], with zero frames before
 the episode start, exactly like `FrameStackObservation(padding_type="zero")` in `make_env`.
@@ -34,11 +39,12 @@ import numpy as np
 
 from visual_iq import __version__
 from visual_iq.env.envs import EnvSettings
+from visual_iq.data.frame_codec import decode_frames, encode_frames
 from visual_iq.errors import DemoError, EnvSettingsError
 from visual_iq.files import atomic_write
 
 SOURCES = ("human", "expert", "agent")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _ARRAY_SPECS = {  # key -> (dtype kind check, expected ndim)
     "frames": (np.uint8, 3),
     "actions": (np.int16, 1),
@@ -195,10 +201,32 @@ def episode_filename(index: int) -> str:
 def save_episode(episode: Episode, path: str | os.PathLike) -> Path:
     """Write ``episode`` to ``path`` atomically (temporary file in the same directory + rename)."""
     metadata = np.frombuffer(json.dumps(episode.metadata()).encode("utf-8"), dtype=np.uint8)
+    frames_xz, frames_shape = encode_frames(episode.frames), np.array(episode.frames.shape, dtype=np.int64)
     return atomic_write(path, lambda file: np.savez_compressed(
-        file, frames=episode.frames, actions=episode.actions, rewards=episode.rewards,
+        file, frames_xz=frames_xz, frames_shape=frames_shape, actions=episode.actions, rewards=episode.rewards,
         terminated=episode.terminated, truncated=episode.truncated, metadata=metadata,
     ))
+
+
+def recompress_episode(path: str | os.PathLike) -> bool:
+    """Rewrite a format-1 episode file in today's format, in place and atomically, with its metadata
+    (creation time, source, extras) kept and only ``format_version`` changed. The frames are decoded from
+    the new encoding and compared with the old ones before the file is replaced. False if it already was."""
+    path = Path(path)
+    episode = load_episode(path)
+    with np.load(path, allow_pickle=False) as data:
+        if "frames" not in data.files:
+            return False
+        metadata = json.loads(data["metadata"].tobytes().decode("utf-8"))
+    metadata["format_version"] = FORMAT_VERSION
+    frames_xz, frames_shape = encode_frames(episode.frames), np.array(episode.frames.shape, dtype=np.int64)
+    if not np.array_equal(decode_frames(frames_xz, tuple(episode.frames.shape)), episode.frames):
+        raise DemoError(f"{path}: the frames do not survive re-encoding; the file is left as it was")
+    atomic_write(path, lambda file: np.savez_compressed(
+        file, frames_xz=frames_xz, frames_shape=frames_shape, actions=episode.actions, rewards=episode.rewards,
+        terminated=episode.terminated, truncated=episode.truncated,
+        metadata=np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)))
+    return True
 
 
 def next_episode_path(directory: str | os.PathLike) -> Path:
@@ -221,10 +249,13 @@ def load_episode(path: str | os.PathLike, expected: EnvSettings | None = None) -
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = sorted((set(_ARRAY_SPECS) | {"metadata"}) - set(data.files))
+            stored = set(data.files) | ({"frames"} if {"frames_xz", "frames_shape"} <= set(data.files) else set())
+            missing = sorted((set(_ARRAY_SPECS) | {"metadata"}) - stored)
             if missing:
                 raise DemoError(f"{path}: missing keys {missing} (found {sorted(data.files)})")
-            arrays = {key: data[key] for key in _ARRAY_SPECS}
+            arrays = {key: data[key] for key in _ARRAY_SPECS if key != "frames"}
+            arrays["frames"] = (data["frames"] if "frames" in data.files
+                                else decode_frames(data["frames_xz"], tuple(int(n) for n in data["frames_shape"])))
             raw_metadata = data["metadata"]
     except DemoError:
         raise

@@ -1,5 +1,6 @@
-"""``visual-iq demos info DIR [--json]``, ``video DIR -o out.mp4`` and
-``render DIR OUT --crop-top 34 --crop-bottom 16`` (the same games under other frame settings)."""
+"""``visual-iq demos info DIR [--json]``, ``video DIR -o out.mp4``,
+``render DIR OUT --crop-top 34 --crop-bottom 16`` (the same games under other frame settings) and
+``recompress DIR`` (older demo files rewritten in today's smaller format)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from visual_iq.data.demos import episode_paths, load_episode, load_episodes, summarize
+from visual_iq.data.demos import episode_paths, load_episode, load_episodes, recompress_episode, summarize
 from visual_iq.errors import DemoError, VisualIQError
 
 
@@ -80,6 +81,15 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recompress(args: argparse.Namespace) -> int:
+    paths = episode_paths(args.directory)
+    before = sum(path.stat().st_size for path in paths)
+    rewritten = sum(recompress_episode(path) for path in paths)
+    after = sum(path.stat().st_size for path in paths)
+    print(f"{args.directory}: {rewritten} of {len(paths)} episodes rewritten, {before / 1e6:.1f} -> {after / 1e6:.1f} MB")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="visual-iq demos", description="Inspect recorded demonstrations.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--crop-bottom", type=int, default=None, help="screen rows dropped below (Pong: 16)")
     render.add_argument("--screen-size", type=int, default=None, help="frame side length (84 as recorded)")
     render.set_defaults(run=_render)
+    recompress = commands.add_parser("recompress", help="rewrite older (format 1) episode files in place in today's "
+                                                        "format (frames as one LZMA stream: ~4x smaller), checked")
+    recompress.add_argument("directory")
+    recompress.set_defaults(run=_recompress)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
