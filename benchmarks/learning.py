@@ -84,17 +84,17 @@ def fit_command(arm: Arm, config: str, updates: int, args: argparse.Namespace, v
     command = [
         sys.executable, "-m", "visual_iq", "fit", "--config", config,
         "--seed_everything", str(arm.seed), "--model.seed", str(arm.seed),
-        "--model.method", arm.method, "--model.num_demos", str(arm.demos),
+        "--model.objective.method", arm.method, "--model.data.num_demos", str(arm.demos),
         "--trainer.max_steps", str(updates), "--trainer.val_check_interval", str(args.eval_every),
         "--trainer.enable_progress_bar", "false", "--threads", str(args.threads),
-        "--model.eval_episodes", str(args.eval_episodes), "--model.eval_video", "false",
+        "--model.evaluation.episodes", str(args.eval_episodes), "--model.evaluation.video", "false",
         "--trainer.logger.init_args.save_dir", args.runs, "--trainer.logger.init_args.name", arm.name,
         "--trainer.logger.init_args.version", str(version),
     ]
     if resume_from is not None:
         command += ["--ckpt_path", str(resume_from)]
     # explicit either way: an offline arm may read the online config (then it must not act)
-    command += ["--model.online", "true" if arm.online else "false"]  # the config says which IQ variant
+    command += ["--model.online.enabled", "true" if arm.online else "false"]  # the config says which IQ variant
     return command + setting_flags(args.set)
 
 
@@ -237,7 +237,10 @@ def reference_config(offline_config: str, online_config: str, only: str | None) 
         return online_config
     if only is None and online_config != offline_config:
         offline, online = (yaml.safe_load(Path(path).read_text())["model"] for path in (offline_config, online_config))
-        if (offline.get("game"), offline.get("demos")) != (online.get("game"), online.get("demos")):
+        def game_and_demos(model: dict) -> tuple:
+            return model.get("env", {}).get("game"), model.get("data", {}).get("demos")
+
+        if game_and_demos(offline) != game_and_demos(online):
             raise ValueError(f"{offline_config} and {online_config} have other games or demos; "
                              "benchmark them one at a time (--only offline, --only online)")
     return offline_config
@@ -329,9 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: these arms failed (see their logs in {args.runs}): {', '.join(failed)}", file=sys.stderr)
         return 1
 
-    # the expert's return is that of the demos the arms trained on (--set model.demos=... included)
+    # the expert's return is that of the demos the arms trained on (--set model.data.demos=... included)
     model = model_from_config(reference, setting_flags(args.set, prefix="model."))
-    demos_dir = model.hparams.demos
+    demos_dir = model.data.demos
     # one episode at a time: 120 Pong demos are ~6 GB of frames
     expert_return = float(np.mean([episode.episode_return for episode in iter_episodes(demos_dir)]))
     random_returns = {seed: measure_random_return(model.settings, args.eval_episodes, seed) for seed in args.seeds}

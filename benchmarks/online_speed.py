@@ -26,14 +26,14 @@ from visual_iq.files import atomic_write_text
 
 VARIANTS: dict[str, list[str]] = {
     "loop": [],  # Lightning's loop, one update per training step (on a GPU the loss from CUDA graphs)
-    "whole8": ["--model.whole_update", "true", "--model.updates_per_step", "8"],
-    "whole8_nature": ["--model.whole_update", "true", "--model.updates_per_step", "8", "--model.network", "nature"],
+    "whole8": ["--model.speed.whole_update", "true", "--model.speed.updates_per_step", "8"],
+    "whole8_nature": ["--model.speed.whole_update", "true", "--model.speed.updates_per_step", "8", "--model.network", "nature"],
     # Still one env step per update and a 50k replay, with more envs stepping more rarely: acting's
     # network call and the vector env's step are paid once per num_envs updates.
-    "whole8_envs32": ["--model.whole_update", "true", "--model.updates_per_step", "8", "--model.num_envs", "32",
-                      "--model.env_steps_per_update", "0.03125", "--model.buffer_capacity", "1563"],
-    "whole8_envs64": ["--model.whole_update", "true", "--model.updates_per_step", "8", "--model.num_envs", "64",
-                      "--model.env_steps_per_update", "0.015625", "--model.buffer_capacity", "782"],
+    "whole8_envs32": ["--model.speed.whole_update", "true", "--model.speed.updates_per_step", "8", "--model.online.num_envs", "32",
+                      "--model.online.env_steps_per_update", "0.03125", "--model.online.buffer_capacity", "1563"],
+    "whole8_envs64": ["--model.speed.whole_update", "true", "--model.speed.updates_per_step", "8", "--model.online.num_envs", "64",
+                      "--model.online.env_steps_per_update", "0.015625", "--model.online.buffer_capacity", "782"],
 }
 LOG_EVERY = 200  # updates between logged metrics (a multiple of every variant's updates_per_step)
 
@@ -42,7 +42,7 @@ def run_variant(name: str, seconds: int, device: str, threads: int, demos: str, 
     """One `visual-iq fit` of ``seconds`` of training; returns its rates, or its error's last lines."""
     accelerator = "gpu" if device == "cuda" else "cpu"
     command = [sys.executable, "-m", "visual_iq", "fit", "--config", "conf/pong_online.yaml", "--threads", str(threads),
-               "--model.demos", f"[{demos}]", "--model.eval_video", "false",
+               "--model.data.demos", f"[{demos}]", "--model.evaluation.video", "false",
                "--trainer.max_time", f"00:00:{seconds // 60:02d}:{seconds % 60:02d}",
                "--trainer.limit_val_batches", "0", "--trainer.enable_checkpointing", "false",
                "--trainer.enable_progress_bar", "false", "--trainer.accelerator", accelerator,

@@ -38,6 +38,7 @@ from visual_iq.train.gpu.capture import capture_blocker
 from visual_iq.data.demos import episode_paths, load_episode
 from visual_iq.env.envs import EnvSettings, make_env
 from visual_iq.files import atomic_write_text
+from visual_iq.train.config import Data, Evaluation, Speed
 from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 from visual_iq.algo.networks import polyak_update
 from visual_iq.train.rollout import VectorRollout
@@ -58,8 +59,9 @@ def _median_ms(stamps: list[float], skip: int) -> float:
 
 
 def _model(network: str, precision: str, batch_size: int, capture: bool = False, **options) -> IQLearn:
-    return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision=precision,
-                   batch_size=batch_size, eval_video=False, capture=capture, **options)
+    return IQLearn(env=EnvSettings("Pong"), data=Data(demos="demos/pong", num_demos=1, batch_size=batch_size),
+                   network=network, evaluation=Evaluation(video=False),
+                   speed=Speed(precision=precision, capture=capture, **options))
 
 
 def _sync(device: torch.device) -> None:
@@ -107,7 +109,7 @@ def whole_update_alone_ms(network: str, precision: str, batch_size: int, updates
     assert whole is not None
     whole.configure(capture, capture_blocker(device, bf16=precision == "bf16", grad_penalty=0.0, world_size=1),
                     model.batches.generator)
-    whole.optimizer(model.hparams.lr)
+    whole.optimizer(model.optim.lr)
     counter = iter(range(10**9))
     for _ in range(WARMUP_UPDATES + 2):  # the eager warm-up and the recording are not timed
         whole(next(counter))
@@ -131,7 +133,7 @@ def raw_loop_figures(network: str, precision: str, batch_size: int, updates: int
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        polyak_update(model.target_net, model.q_net, model.hparams.target_tau)
+        polyak_update(model.target_net, model.q_net, model.optim.target_tau)
 
     def sample():
         return {key: value.to(device) for key, value in batches.sample().items()}

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 import visual_iq
+from visual_iq.env.envs import EnvSettings
+from visual_iq.train.config import Data, Evaluation, Speed
 from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 
 
@@ -52,8 +54,8 @@ def main() -> None:
         spec.loader.exec_module(allocator)
         allocator.keep_freed_memory()
     torch.set_num_threads(threads)
-    model = IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision="32", batch_size=32,
-                    eval_video=False)
+    model = IQLearn(env=EnvSettings("Pong"), data=Data(demos="demos/pong", num_demos=1, batch_size=32), network=network,
+                    evaluation=Evaluation(video=False), speed=Speed(precision="32"))
     stamps = _Stamps()
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=updates, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

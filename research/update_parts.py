@@ -30,13 +30,15 @@ from torch.profiler import ProfilerActivity, profile
 
 from visual_iq.train.averaging import EMA
 from visual_iq.data.batches import BatchSource
+from visual_iq.env.envs import EnvSettings
+from visual_iq.train.config import Data, Evaluation, Speed
 from visual_iq.train.module import IQLearn
 from visual_iq.algo.networks import cpu_has_native_bf16, polyak_update, resolve_precision
 
 
 def _model(network: str = "nature", batch_size: int = 32) -> IQLearn:
-    return IQLearn(game="Pong", demos="demos/pong", num_demos=1, network=network, precision="32",
-                   batch_size=batch_size, eval_video=False)
+    return IQLearn(env=EnvSettings("Pong"), data=Data(demos="demos/pong", num_demos=1, batch_size=batch_size),
+                   network=network, evaluation=Evaluation(video=False), speed=Speed(precision="32"))
 
 
 def _timed_updates(model: IQLearn, batches: BatchSource, optimizer: torch.optim.Optimizer,

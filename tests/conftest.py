@@ -6,6 +6,7 @@ import lightning as L
 import pytest
 
 from visual_iq.env.envs import EnvSettings
+from visual_iq.train.config import GROUPS, nest_flat_settings
 from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 
 CATCH_DEMOS = "tests/data/catch"
@@ -17,12 +18,19 @@ def catch_settings() -> EnvSettings:
     return EnvSettings("visual_iq/Catch-v0")
 
 
+def iq_learn(**flat_settings) -> IQLearn:
+    """`IQLearn` from flat setting names (``batch_size=8, online=True``), put in their groups as the
+    configs group them (``data.batch_size``, ``online.enabled``): short to write in a test."""
+    nested = nest_flat_settings(flat_settings)
+    return IQLearn(**{name: GROUPS[name](**value) if name in GROUPS else value for name, value in nested.items()})
+
+
 def train_catch(root: Path, max_steps: int, callbacks=(), **model_args) -> IQLearn:
     """IQLearn (or a baseline, via ``method``) trained ``max_steps`` updates on Catch, evaluated once at the end."""
     L.seed_everything(0)
     settings = {"network": "small", "lr": 3e-4, "batch_size": 32, "eval_episodes": 10, "eval_video": False,
                 "seed": 0, **model_args}
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, **settings)
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, **settings)
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=max_steps, val_check_interval=max_steps,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=root, callbacks=list(callbacks))

@@ -97,5 +97,5 @@ def test_every_folder_is_a_declared_room():
 
 
 def test_module_stays_small():
-    # train/module.py composes the pieces; the bound catches their logic creeping into it.
-    assert len((PACKAGE / "train" / "module.py").read_text().splitlines()) < 335
+    # train/module.py composes the pieces; the bound catches their logic creeping into it (not to be raised).
+    assert len((PACKAGE / "train" / "module.py").read_text().splitlines()) < 250

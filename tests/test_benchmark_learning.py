@@ -12,7 +12,7 @@ from benchmarks import learning
 
 ARGS = ["--offline-config", "conf/smoke.yaml", "--online-config", "conf/smoke.yaml", "--demos", "2",
         "--updates", "20", "--online-updates", "20", "--eval-every", "10", "--eval-episodes", "2",
-        "--set", "model.learning_starts=40", "--set", "model.buffer_capacity=200"]
+        "--set", "model.online.learning_starts=40", "--set", "model.online.buffer_capacity=200"]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_expert_return_is_that_of_the_demos_set_for_the_arms(benchmark, tmp_path
     episode = load_episode(episode_paths("tests/data/catch")[0])
     save_episode(dataclasses.replace(episode, rewards=np.zeros_like(episode.rewards)), tmp_path / "e.npz")
     root, args = benchmark
-    assert learning.main(args + ["--no-train", "--set", f"model.demos=[tests/data/catch, {tmp_path}]",
+    assert learning.main(args + ["--no-train", "--set", f"model.data.demos=[tests/data/catch, {tmp_path}]",
                                  "--out", str(tmp_path / "read")]) == 0
     report = json.loads((tmp_path / "read.json").read_text())
     assert report["expert_return"] == pytest.approx(20 * 5.0 / 21)
@@ -134,5 +134,5 @@ def test_offline_arms_do_not_act_even_with_the_online_config():
     args = argparse.Namespace(eval_every=10, threads=1, eval_episodes=2, runs="runs", set=[])
     for online in (False, True):
         command = learning.fit_command(learning.Arm("bc", online, 3, 0), "conf/pong_online.yaml", 20, args)
-        flag = command.index("--model.online")
+        flag = command.index("--model.online.enabled")
         assert command[flag + 1] == ("true" if online else "false")

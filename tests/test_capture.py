@@ -11,7 +11,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from conftest import CATCH_DEMOS
+from conftest import CATCH_DEMOS, iq_learn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from visual_iq.train.gpu.capture import UpdateLoss, capture_blocker
@@ -101,7 +101,7 @@ def test_capture_is_only_where_it_can_work():
 
 
 def test_capture_true_on_a_cpu_is_one_clear_error(tmp_path):
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, capture=True,
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, capture=True,
                     eval_video=False)
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=2, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,

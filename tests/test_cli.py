@@ -2,6 +2,7 @@
 
 import glob
 import json
+import re
 import subprocess
 import sys
 
@@ -69,7 +70,7 @@ def test_resume_continues_step_count(smoke_run, tmp_path):
 def test_learning_rate_drops_by_update_count_even_when_resuming_a_run_saved_without_the_drop(smoke_run, tmp_path):
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"  # 60 updates at the config's lr
     assert _fit(tmp_path, "--trainer.max_steps", "90", "--ckpt_path", str(last),
-                "--model.lr_drop_at", "60", "--model.lr_drop_to", "1e-30") == 0
+                "--model.optim.lr_drop_at", "60", "--model.optim.lr_drop_to", "1e-30") == 0
     before = torch.load(last, weights_only=False)
     after = torch.load(tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
     assert after["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-30
@@ -80,9 +81,9 @@ def test_learning_rate_drops_by_update_count_even_when_resuming_a_run_saved_with
 
 
 def test_online_smoke_resumes_policy_buffer(tmp_path):
-    args = ["--model.online", "true", "--model.variant", "value", "--model.num_envs", "2",
-            "--model.learning_starts", "40", "--model.buffer_capacity", "500"]
-    assert _fit(tmp_path / "a", *args, "--trainer.max_steps", "30", "--model.snapshot_every", "30") == 0
+    args = ["--model.online.enabled", "true", "--model.objective.variant", "value", "--model.online.num_envs", "2",
+            "--model.online.learning_starts", "40", "--model.online.buffer_capacity", "500"]
+    assert _fit(tmp_path / "a", *args, "--trainer.max_steps", "30", "--model.evaluation.snapshot_every", "30") == 0
     first = tmp_path / "a" / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     snapshot = torch.load(first.with_name("snap-30.ckpt"), weights_only=False)
     assert "policy_buffer" not in snapshot and "optimizer_states" not in snapshot  # weights only: small
@@ -132,7 +133,7 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path, capsys):
 
 
 def test_bad_demo_directory_is_one_clear_error(tmp_path, capsys):
-    code = _fit(tmp_path, "--model.demos", str(tmp_path / "missing"))
+    code = _fit(tmp_path, "--model.data.demos", str(tmp_path / "missing"))
     assert code == 1
     assert f"visual-iq: error: {tmp_path / 'missing'}: demo directory does not exist" in capsys.readouterr().err
 
@@ -141,7 +142,13 @@ def test_test_command_prints_mean_and_std(smoke_run, tmp_path, capfd):
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(last), "--trainer.logger", "false",
                  "--trainer.default_root_dir", str(tmp_path)]) == 0
-    assert "visual_iq/Catch-v0: return" in capfd.readouterr().out
+    printed = re.search(r"visual_iq/Catch-v0: return (-?[\d.]+) ± ([\d.]+) over (\d+) episodes .*returns: (\[[^]]*\])",
+                        capfd.readouterr().out)
+    assert printed is not None
+    returns = json.loads(printed.group(4))
+    assert int(printed.group(3)) == len(returns) == 2  # conf/smoke.yaml's evaluation.episodes
+    assert float(printed.group(1)) == pytest.approx(np.mean(returns), abs=0.005)
+    assert float(printed.group(2)) == pytest.approx(np.std(returns), abs=0.005)
 
 
 def test_agents_trained_with_other_seeds_are_tested_on_the_same_games(smoke_run, tmp_path, monkeypatch):
@@ -191,12 +198,12 @@ def test_warm_start_takes_the_network_and_the_configs_settings_with_a_fresh_opti
     assert export_main([str(last), str(exported)]) == 0
     for name, source in (("full", last), ("exported", exported)):
         # a vanishing learning rate: Adam leaves the weights where the warm start put them
-        assert _fit(tmp_path / name, "--warm_start", str(source), "--model.lr", "1e-30", "--model.alpha", "0.02",
+        assert _fit(tmp_path / name, "--warm_start", str(source), "--model.optim.lr", "1e-30", "--model.objective.alpha", "0.02",
                     "--trainer.max_steps", "5", "--trainer.val_check_interval", "5") == 0
         warm = tmp_path / name / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
         saved = torch.load(warm, weights_only=False)
         assert saved["global_step"] == 5 and saved["optimizer_states"][0]["state"][0]["step"] == 5
-        assert saved["hyper_parameters"]["alpha"] == 0.02  # the config's settings, not the checkpoint's
+        assert saved["hyper_parameters"]["objective"]["alpha"] == 0.02  # the config's settings, not the checkpoint's
         started, trained = _network(warm), _network(last)
         assert started.keys() == trained.keys()
         assert all(torch.allclose(started[key], trained[key], rtol=0, atol=1e-12) for key in trained)
@@ -208,7 +215,7 @@ def test_warm_start_takes_the_network_and_the_configs_settings_with_a_fresh_opti
 
 
 def test_snapshots_average_into_one_exported_agent(tmp_path, capsys):
-    assert _fit(tmp_path, "--model.snapshot_every", "20") == 0
+    assert _fit(tmp_path, "--model.evaluation.snapshot_every", "20") == 0
     checkpoints = tmp_path / "smoke" / "version_0" / "checkpoints"
     snapshots = [checkpoints / f"snap-{step}.ckpt" for step in (20, 40, 60)]
     assert all(path.is_file() for path in snapshots)
@@ -231,7 +238,7 @@ def test_snapshots_average_into_one_exported_agent(tmp_path, capsys):
 
 def test_averaging_checkpoints_of_different_agents_is_one_clear_error(smoke_run, tmp_path, capsys):
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
-    assert _fit(tmp_path, "--model.alpha", "0.02", "--trainer.max_steps", "5", "--trainer.val_check_interval", "5") == 0
+    assert _fit(tmp_path, "--model.objective.alpha", "0.02", "--trainer.max_steps", "5", "--trainer.val_check_interval", "5") == 0
     other = tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     assert export_main([str(last), str(other), str(tmp_path / "out.ckpt")]) == 2
     assert f"error: {other} cannot be averaged with {last}: not the same agent (alpha 0.02 vs 0.01)" \
@@ -310,7 +317,7 @@ def test_exporting_a_non_checkpoint_is_one_clear_error(tmp_path, capsys):
 
 def test_module_entry_point_help():
     result = subprocess.run([sys.executable, "-m", "visual_iq", "fit", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "--model.alpha" in result.stdout and "--model.variant" in result.stdout
+    assert result.returncode == 0 and "--model.objective.alpha" in result.stdout and "--model.objective.variant" in result.stdout
 
 
 @pytest.mark.parametrize("config", sorted(glob.glob("conf/*.yaml")))
@@ -413,20 +420,20 @@ def test_unreadable_checkpoints_are_one_clear_error(smoke_run, tmp_path, capfd):
 
 
 def test_checkpoint_of_another_game_than_the_config_is_refused(tmp_path, capfd):
-    assert _test_command("conf/breakout.yaml", "agents/pong_iq.ckpt", tmp_path) == 1
-    _assert_one_line_error(capfd, "agents/pong_iq.ckpt is a Pong agent but the config trains and evaluates Breakout")
+    assert _test_command("conf/breakout.yaml", "agents/pong_online_iq.ckpt", tmp_path) == 1
+    _assert_one_line_error(capfd, "agents/pong_online_iq.ckpt is a Pong agent but the config trains and evaluates Breakout")
 
 
 @pytest.mark.parametrize("setting, value, expected", [
-    ("alpha", "0", "invalid setting(s): alpha=0.0"),
-    ("batch_size", "0", "invalid setting(s): batch_size=0"),
-    ("gamma", "1", "invalid setting(s): gamma=1.0"),
-    ("num_demos", "1000", "tests/data/catch: asked for 1000 demo episodes, there are 20"),
-    ("demos", "[tests/data/catch, tests/data/nope]", "tests/data/nope: demo directory does not exist"),
-    ("method", "sqil", "sqil learns from policy samples"),
-    ("frame_skip", "2", "demos in tests/data/catch was made with different env settings: frame_skip: 4 != 2"),
-    ("lr_drop_at", "100", "invalid setting(s): lr_drop_at=100"),  # without lr_drop_to
-    ("crop_top", "34", "crop_top / crop_bottom are for Atari screens, not visual_iq/Catch-v0"),
+    ("objective.alpha", "0", "invalid setting(s): objective.alpha=0.0"),
+    ("data.batch_size", "0", "invalid setting(s): data.batch_size=0"),
+    ("objective.gamma", "1", "invalid setting(s): objective.gamma=1.0"),
+    ("data.num_demos", "1000", "tests/data/catch: asked for 1000 demo episodes, there are 20"),
+    ("data.demos", "[tests/data/catch, tests/data/nope]", "tests/data/nope: demo directory does not exist"),
+    ("objective.method", "sqil", "sqil learns from policy samples"),
+    ("env.frame_skip", "2", "demos in tests/data/catch was made with different env settings: frame_skip: 4 != 2"),
+    ("optim.lr_drop_at", "100", "invalid setting(s): optim.lr_drop_at=100"),  # without lr_drop_to
+    ("env.crop_top", "34", "crop_top / crop_bottom are for Atari screens, not visual_iq/Catch-v0"),
 ])
 def test_invalid_settings_are_one_clear_error(tmp_path, capfd, setting, value, expected):
     assert _fit(tmp_path, f"--model.{setting}", value) == 1
@@ -435,7 +442,7 @@ def test_invalid_settings_are_one_clear_error(tmp_path, capfd, setting, value, e
 
 def test_several_demo_directories_on_the_command_line(tmp_path, capfd):
     # a list of directories is read as one: 20 + 20 episodes, so asking for 50 names both
-    assert _fit(tmp_path, "--model.demos", "[tests/data/catch, tests/data/catch]", "--model.num_demos", "50") == 1
+    assert _fit(tmp_path, "--model.data.demos", "[tests/data/catch, tests/data/catch]", "--model.data.num_demos", "50") == 1
     _assert_one_line_error(capfd, "tests/data/catch + tests/data/catch: asked for 50 demo episodes, there are 40")
 
 
@@ -455,12 +462,12 @@ def test_evaluation_options_still_apply_with_a_checkpoint_and_others_are_reporte
     # the envs the agent plays in may still be chosen on the command line.
     last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
     assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(last), "--trainer.logger", "false",
-                 "--trainer.default_root_dir", str(tmp_path), "--model.eval_episodes=3", "--model.alpha", "0.5"]) == 0
+                 "--trainer.default_root_dir", str(tmp_path), "--model.evaluation.episodes=3", "--model.objective.alpha", "0.5"]) == 0
     captured = capfd.readouterr()
     assert "over 3 episodes" in captured.out
     steps = captured.out.split("steps: ")[1].split("]")[0].strip("[").split(", ")
     assert len(steps) == 3 and all(int(n) > 0 for n in steps)  # each test episode's length
-    assert "ignored: --model.alpha" in captured.err and "eval_episodes" not in captured.err.split("ignored:")[1].split("(")[0]
+    assert "ignored: --model.objective.alpha" in captured.err and "eval_episodes" not in captured.err.split("ignored:")[1].split("(")[0]
 
 
 def test_visual_iq_runs_a_tool_by_name_and_lists_the_tools(capsys):
@@ -473,3 +480,64 @@ def test_visual_iq_runs_a_tool_by_name_and_lists_the_tools(capsys):
         visual_iq(["--help"])
     listed = capsys.readouterr().out
     assert all(f"  {name}  " in listed or f"  {name} " in listed for name in TOOLS) and "fit" in listed
+
+
+def _flattened(hyper_parameters):
+    """The settings as checkpoints of earlier versions held them: one flat dict."""
+    from visual_iq.train.config import GROUPS, RENAMED
+
+    old_name = {new: old for old, new in RENAMED.items()}
+    flat = {}
+    for name, value in hyper_parameters.items():
+        if name in GROUPS:
+            flat.update({old_name.get(key, key): item for key, item in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
+def test_a_checkpoint_with_flat_settings_is_refused_naming_the_upgrade_that_converts_it(smoke_run, tmp_path, capsys):
+    from visual_iq.tools.upgrade import main as upgrade_main
+
+    last = smoke_run / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    grouped = checkpoint["hyper_parameters"]
+    assert {"env", "data", "objective", "optim", "online", "evaluation", "speed"} <= set(grouped)
+    old = tmp_path / "old.ckpt"
+    torch.save({**checkpoint, "hyper_parameters": _flattened(grouped)}, old)
+    assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(old)]) == 1
+    assert f"visual-iq upgrade {old}" in capsys.readouterr().err
+    assert upgrade_main([str(old)]) == 0 and "settings grouped" in capsys.readouterr().out
+    upgraded = torch.load(old, weights_only=True)
+    assert upgraded["hyper_parameters"] == grouped
+    assert all(torch.equal(upgraded["state_dict"][key], value) for key, value in checkpoint["state_dict"].items())
+    assert main(["test", "--config", "conf/smoke.yaml", "--ckpt_path", str(old), "--trainer.logger", "false"]) == 0
+    assert upgrade_main([str(old)]) == 0 and "already grouped" in capsys.readouterr().out
+
+
+def test_each_settings_group_refuses_its_bad_values_by_name():
+    from visual_iq.errors import ConfigError
+    from visual_iq.train.config import Data, Objective, Online, Optim, Speed
+
+    for build, named in ((lambda: Objective(alpha=0), "objective.alpha=0"), (lambda: Data(batch_size=0), "data.batch_size=0"),
+                         (lambda: Optim(lr_drop_at=5), "optim.lr_drop_at=5"), (lambda: Online(buffer_capacity=1),
+                                                                               "online.buffer_capacity=1"),
+                         (lambda: Speed(updates_per_step=4), "speed.updates_per_step=4")):
+        with pytest.raises(ConfigError, match=named):
+            build()
+
+
+def test_a_run_stopped_and_resumed_ends_with_the_weights_of_one_that_never_stopped(tmp_path):
+    # Lightning fetches one batch ahead of the update: the checkpoint keeps the sampler's state before that
+    # batch, so the resumed run draws it again and trains on exactly the batches of the run that never stopped.
+    steady, stopped = tmp_path / "steady", tmp_path / "stopped"
+    common = ("--trainer.val_check_interval", "10", "--model.evaluation.video", "false",
+              "--model.data.augment_shift", "2")
+    assert _fit(steady, "--trainer.max_steps", "20", *common) == 0
+    assert _fit(stopped, "--trainer.max_steps", "10", *common) == 0
+    last = stopped / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert _fit(stopped, "--trainer.max_steps", "20", "--ckpt_path", str(last), *common) == 0
+    ends = [torch.load(root / "smoke" / version / "checkpoints" / "last.ckpt", weights_only=True)
+            for root, version in ((steady, "version_0"), (stopped, "version_1"))]
+    assert ends[0]["global_step"] == ends[1]["global_step"] == 20
+    assert all(torch.equal(ends[0]["state_dict"][key], ends[1]["state_dict"][key]) for key in ends[0]["state_dict"])

@@ -1,4 +1,5 @@
-"""Lightning DDP on CPU (gloo): two processes train, each on its own batches and envs; one checkpoint; resume."""
+"""Lightning DDP on CPU (gloo): two processes train, each on its own batches and envs, to the same weights; one
+checkpoint; resume, rank 0 going on with its own sampling stream."""
 
 import json
 import os
@@ -7,8 +8,8 @@ import sys
 
 import torch
 
-ONLINE = ["--model.online", "true", "--model.variant", "value", "--model.num_envs", "2",
-          "--model.learning_starts", "40", "--model.buffer_capacity", "300"]
+ONLINE = ["--model.online.enabled", "true", "--model.objective.variant", "value", "--model.online.num_envs", "2",
+          "--model.online.learning_starts", "40", "--model.online.buffer_capacity", "300"]
 
 
 def _ddp_fit(root, probe, *extra):
@@ -28,6 +29,7 @@ def test_two_process_ddp_run_checkpoints_once_and_resumes(tmp_path):
     assert [r["world_size"] for r in ranks] == [2, 2]
     # each process samples its own batches (distinct seeds), not copies of rank 0's
     assert ranks[0]["observations_sum"] != ranks[1]["observations_sum"]
+    assert ranks[0]["weights"] == ranks[1]["weights"]  # gradients averaged: every rank ends with the same network
     checkpoints = tmp_path / "a" / "smoke" / "version_0" / "checkpoints"
     assert "last.ckpt" in [p.name for p in checkpoints.iterdir()]
     assert not list((tmp_path / "a" / "smoke").glob("version_1"))  # one run directory, written by rank 0
@@ -38,6 +40,11 @@ def test_two_process_ddp_run_checkpoints_once_and_resumes(tmp_path):
     ranks = _ddp_fit(tmp_path / "b", tmp_path / "probe_b", "--trainer.max_steps", "30",
                      "--ckpt_path", str(checkpoints / "last.ckpt"))
     assert ranks[0]["observations_sum"] != ranks[1]["observations_sum"]  # rank 1 did not take over rank 0's stream
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    # rank 0 goes on with its own stream: its first batch after resuming has the expert rows that a run that never
+    # stopped draws at that update (later ones may differ: the resumed envs restart, so the policy replay's fill does)
+    steady = _ddp_fit(tmp_path / "c", tmp_path / "probe_c", "--trainer.max_steps", "21")
+    assert ranks[0]["expert_rows_by_update"]["20"] == steady[0]["expert_rows_by_update"]["20"]
     resumed = torch.load(tmp_path / "b" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == 30
     assert resumed["policy_buffer"]["written"] == saved["policy_buffer"]["written"] + 1 + 10

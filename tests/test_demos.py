@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import iq_learn
 from visual_iq.data.demos import (
     DemoError,
     Episode,
@@ -354,7 +355,7 @@ def test_frames_of_another_size_train_a_network_of_that_size(tmp_path):
                        "--crop-bottom", "16", "--screen-size", "100"]) == 0
     [episode] = load_episodes(tmp_path / "big")
     assert episode.frames.shape[1:] == (100, 100)
-    model = IQLearn(game="Pong", demos=str(tmp_path / "big"), screen_size=100, batch_size=8, eval_video=False, **CROP)
+    model = iq_learn(game="Pong", demos=str(tmp_path / "big"), screen_size=100, batch_size=8, eval_video=False, **CROP)
     assert model.q_net(torch.zeros(2, 4, 100, 100, dtype=torch.uint8)).shape == (2, 6)
     before = [p.detach().clone() for p in model.q_net.parameters()]
     L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
@@ -363,4 +364,4 @@ def test_frames_of_another_size_train_a_network_of_that_size(tmp_path):
     with pytest.raises(EnvSettingsError, match=r"demos in .*big was made with different env settings: screen_size: 100 != 84"):
         L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=1, limit_val_batches=0, logger=False,
                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                  default_root_dir=tmp_path).fit(IQLearn(game="Pong", demos=str(tmp_path / "big"), **CROP))
+                  default_root_dir=tmp_path).fit(iq_learn(game="Pong", demos=str(tmp_path / "big"), **CROP))

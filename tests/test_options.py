@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CATCH_DEMOS
+from conftest import CATCH_DEMOS, iq_learn
 
 from visual_iq.algo.agent import load_agent
 from visual_iq.data.batches import BatchSource
@@ -56,8 +56,38 @@ def test_short_fit_with_option(train, options):
     # Callbacks run before the module's own hook, so batch k sees the target after k updates; the
     # target moves once every `interval` updates.
     assert watch.target_changed[1:] == [updates % interval == 0 for updates in range(1, 12)]
-    observation = np.zeros((1, model.hparams.stack_size, 84, 84), np.uint8)
+    observation = np.zeros((1, model.settings.stack_size, 84, 84), np.uint8)
     assert model.agent.q_values(observation).dtype == torch.float32
+
+
+class _FirstUpdate(L.Callback):
+    """The first update's batch and loss."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == 1:
+            self.batch = {key: value.clone() for key, value in batch.items()}
+            self.loss = float(outputs["loss"])
+
+
+def _first_update(train, **options) -> _FirstUpdate:
+    watch = _FirstUpdate()
+    train(1, callbacks=[watch], eval_episodes=1, **options)
+    return watch
+
+
+@pytest.mark.parametrize("option, value, default, reaches", [
+    ("augment_shift", 4, 0, "batch"),  # the same transitions, shifted observations
+    ("chi2_alpha", 0.05, 0.5, "loss"),  # the same batch, another χ² weight
+    ("grad_penalty", 10.0, 0.0, "loss"),  # online: the same batch, a penalty added
+], ids=["augment_shift", "chi2_alpha", "grad_penalty"])
+def test_options_reach_the_batch_or_the_loss_inside_fit(train, option, value, default, reaches):
+    extra = ONLINE if option == "grad_penalty" else {}
+    plain, changed = (_first_update(train, **{option: setting}, **extra) for setting in (default, value))
+    assert torch.equal(plain.batch["actions"], changed.batch["actions"])  # the same sampled transitions
+    same_observations = torch.equal(plain.batch["observations"], changed.batch["observations"])
+    assert same_observations == (reaches != "batch")
+    if reaches == "loss":
+        assert plain.loss != changed.loss
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +211,7 @@ def test_online_official_recipe_updates_on_expert_rows_and_logs_policy_rows(trai
 
 def _online_weights_logging_every(tmp_path, log_every_n_steps: int, device_replay: bool) -> dict[str, torch.Tensor]:
     L.seed_everything(0)
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, online=True,
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, online=True,
                     variant="value_expert", num_envs=2, learning_starts=32, buffer_capacity=200, eval_episodes=1,
                     eval_video=False, device_replay=device_replay)
     assert not model.objective.reads_policy_rows  # the case where logging used to draw a batch of its own
@@ -217,7 +247,7 @@ class _PoisonAfter(L.Callback):
 
 
 def test_a_nan_loss_stops_training_by_the_next_logging_step(tmp_path):
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, eval_episodes=1,
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, eval_episodes=1,
                     eval_video=False)
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=40, val_check_interval=40, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -242,7 +272,7 @@ def test_dueling_head_gives_the_level_of_q_a_stream_apart_from_the_action_gaps()
 
 
 def test_a_dueling_agent_trains_and_reloads_from_its_checkpoint(tmp_path):
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small_dueling", batch_size=8,
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small_dueling", batch_size=8,
                     eval_episodes=1, eval_video=False)
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=5, limit_val_batches=0, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)

@@ -18,7 +18,7 @@ from visual_iq.algo.networks import resolve_precision
 
 @pytest.fixture(scope="module")
 def agent_and_batch():
-    agent = load_agent("agents/pong_iq.ckpt")
+    agent = load_agent("agents/pong_online_iq.ckpt")
     episode = load_episode(episode_paths("demos/pong")[0])
     observations = torch.from_numpy(episode.observations()[:513])
     actions = torch.from_numpy(episode.actions[:512].astype(np.int64))
@@ -45,6 +45,7 @@ def test_bf16_trunk_keeps_q_loss_and_actions_of_fp32(agent_and_batch, offset):
     shifted.bf16_trunk = True
     q16, loss16 = _q_and_loss(shifted, observations, actions)
     assert q16.dtype == torch.float32
+    assert not torch.equal(q16, q32)  # the bf16 trunk is really on: Q moves a little from fp32
     top2 = q16.topk(2, dim=1).values
     assert not (top2[:, 0] == top2[:, 1]).any(), "bf16 mode ties actions"
     assert (q16.argmax(1) == q32.argmax(1)).float().mean() >= 0.99
@@ -83,4 +84,4 @@ def test_loaded_agent_acts_in_the_precision_test_uses(monkeypatch, native_bf16):
     import visual_iq.algo.networks as networks
 
     monkeypatch.setattr(networks, "cpu_has_native_bf16", lambda: native_bf16)
-    assert load_agent("agents/pong_iq.ckpt").q_net.bf16_trunk is native_bf16
+    assert load_agent("agents/pong_online_iq.ckpt").q_net.bf16_trunk is native_bf16

@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import CATCH_DEMOS
+from conftest import CATCH_DEMOS, iq_learn
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from test_capture import HOST_READS, _OpNames
@@ -42,7 +42,7 @@ def _fit(root: Path, max_steps: int, *, val_every: int = 20, ckpt_path: str | No
     L.seed_everything(0)
     settings = {"network": "small", "lr": 3e-4, "batch_size": 16, "eval_episodes": 2, "eval_video": False,
                 "eval_reward_correlation": False, "device_replay": True, "seed": 0, **model_args}
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, **settings)
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, **settings)
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=max_steps, val_check_interval=val_every,
                         log_every_n_steps=20, logger=logger,
                         enable_checkpointing=ckpt_path is not None or logger is not False,
@@ -61,7 +61,7 @@ def test_whole_update_trains_exactly_like_lightnings_loop_with_one_or_several_up
     automatic = _fit(tmp_path / "a", 40)
     whole = _fit(tmp_path / "w", 40, whole_update=True)
     several = _fit(tmp_path / "k", 40, whole_update=True, updates_per_step=4)
-    fresh = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small")
+    fresh = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small")
     assert not _same_weights(automatic.q_net, fresh.q_net)  # it learned, and the comparisons can fail
     for other in (whole, several):
         assert _same_weights(automatic.q_net, other.q_net) and _same_weights(automatic.target_net, other.target_net)
@@ -131,7 +131,7 @@ def test_settings_that_cannot_work_with_several_updates_per_step_are_one_clear_e
 
 
 def test_whole_update_under_ddp_is_one_clear_error():
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", whole_update=True)
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", whole_update=True)
     assert model.whole_update is not None
     with pytest.raises(ConfigError, match="whole_update runs in one process"):
         model.whole_update.configure(None, None, None, world_size=2)
@@ -139,7 +139,7 @@ def test_whole_update_under_ddp_is_one_clear_error():
 
 @pytest.mark.parametrize("online", [False, True], ids=["offline", "online, sampling the policy replay too"])
 def test_the_recorded_part_of_the_update_reads_nothing_back_to_the_host(tmp_path, catch_settings, online):
-    model = IQLearn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, num_envs=2,
+    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, network="small", batch_size=8, num_envs=2,
                     whole_update=True, device_replay=True, online=online, variant="value" if online else "value_expert")
     model.batches = model.build_batch_source(torch.device("cpu"))
     if online:

@@ -1,7 +1,7 @@
 """``visual-iq``: the one front end.
 
 ``visual-iq fit | validate | test ...`` trains and evaluates (LightningCLI over the module, `visual_iq.cli`);
-``visual-iq record | demos | reward | export | curve | misses ...`` runs a tool (`visual_iq.tools`).
+``visual-iq record | demos | reward | export | curve | misses | upgrade ...`` runs a tool (`visual_iq.tools`).
 """
 
 from __future__ import annotations
@@ -16,20 +16,21 @@ TOOLS = {
     "export": "export a checkpoint (or the average of several) as one small agent",
     "curve": "a run's evaluation returns read back from its TensorBoard events",
     "misses": "where an agent loses points: the ball's approaches, missed or returned",
+    "upgrade": "convert checkpoints of earlier versions (flat settings) to today's grouped settings",
 }
 
 
 def main(args: list[str] | None = None) -> int:
-    args = sys.argv[1:] if args is None else list(args)
-    if args and args[0] in TOOLS:
-        return importlib.import_module(f"visual_iq.tools.{args[0]}").main(args[1:])
-    if not args or args[0] in ("-h", "--help"):
+    given = sys.argv[1:] if args is None else list(args)
+    if given and given[0] in TOOLS:
+        return importlib.import_module(f"visual_iq.tools.{given[0]}").main(given[1:])
+    if not given or given[0] in ("-h", "--help"):
         width = max(map(len, TOOLS))
         print("tools (visual-iq TOOL --help for each):\n"
               + "\n".join(f"  {name:<{width}}  {what}" for name, what in TOOLS.items()) + "\n")
     from visual_iq.cli import main as train_and_evaluate
 
-    return train_and_evaluate(args)
+    return train_and_evaluate(args)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

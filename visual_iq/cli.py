@@ -30,14 +30,14 @@ TRAINER_DEFAULTS = {
 }
 
 
-EVALUATION_OPTIONS = ("sticky_actions", "noop_max", "fire_on_new_life", "terminal_on_life_loss", "eval_episodes",
-                      "eval_video", "eval_reward_correlation")
+EVALUATION_OPTIONS = ("env.sticky_actions", "env.noop_max", "env.fire_on_new_life", "env.terminal_on_life_loss",
+                      "evaluation.episodes", "evaluation.video", "evaluation.reward_correlation")
 """Model options that a command line may still set with ``--ckpt_path``: they change the envs the
 agent plays in, not its network (e.g. testing a checkpoint with sticky actions off)."""
 
-SCHEDULE_OPTIONS = ("lr_drop_at", "lr_drop_to")
+SCHEDULE_OPTIONS = ("optim.lr_drop_at", "optim.lr_drop_to")
 """Model options a resumed fit may still set: when its learning rate drops, so a run can be trained
-on past its plan (``--ckpt_path last.ckpt --trainer.max_steps 260000 --model.lr_drop_at 200000 ...``)."""
+on past its plan (``--ckpt_path last.ckpt --trainer.max_steps 260000 --model.optim.lr_drop_at 200000 ...``)."""
 
 OVERRIDABLE_OPTIONS = EVALUATION_OPTIONS + SCHEDULE_OPTIONS
 
@@ -100,7 +100,7 @@ class VisualIQCLI(LightningCLI):
             return
         checkpoint = read_checkpoint(ckpt_path)
         saved_game = EnvSettings.from_dict(checkpoint["env_settings"]).game
-        wanted_game = EnvSettings(self.config[subcommand].model.game).game
+        wanted_game = EnvSettings(self.config[subcommand].model.env.game).game
         if saved_game != wanted_game:
             raise CheckpointError(f"{ckpt_path} is a {saved_game} agent but the config trains and evaluates "
                                   f"{wanted_game}: pass a {wanted_game} checkpoint or the {saved_game} config")
@@ -123,7 +123,7 @@ def _model_options_given(args: object) -> list[str]:
 
 def model_from_config(config: str, overrides: Sequence[str] = ()) -> IQLearn:
     """The `IQLearn` a config file describes, as ``fit`` would build it (for the benchmarks);
-    ``overrides`` are further command-line settings, e.g. ``["--model.num_demos", "5"]``."""
+    ``overrides`` are further command-line settings, e.g. ``["--model.data.num_demos", "5"]``."""
     return VisualIQCLI(IQLearn, run=False, trainer_defaults=TRAINER_DEFAULTS,
                        args=["--config", config, *overrides, "--trainer.logger", "false"]).model
 

@@ -26,6 +26,7 @@ import torch
 
 from visual_iq.train.gpu.capture import UpdateLoss
 from visual_iq.env.envs import EnvSettings, num_actions
+from visual_iq.train.config import Data
 from visual_iq.train.module import IQLearn
 from visual_iq.algo.networks import build_q_network, polyak_update
 from visual_iq.algo.objectives import make_objective
@@ -70,7 +71,8 @@ def write_rows(path: str | None, name: str, rows: list[dict]) -> None:
 
 
 def _batches(count: int, batch_size: int, online: bool, device: torch.device) -> list[dict[str, torch.Tensor]]:
-    source = IQLearn(game="Pong", demos="demos/pong", num_demos=2, batch_size=batch_size).build_batch_source(device)
+    data = Data(demos="demos/pong", num_demos=2, batch_size=batch_size)
+    source = IQLearn(env=EnvSettings("Pong"), data=data).build_batch_source(device)
     batches = [source.sample() for _ in range(count)]
     if online:
         for batch in batches:

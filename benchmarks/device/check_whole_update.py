@@ -29,6 +29,8 @@ from check_capture import check_arguments, device_name, relative, write_rows  # 
 
 from visual_iq.train.gpu.capture import capture_blocker
 from visual_iq.train.collector import Collector
+from visual_iq.env.envs import EnvSettings
+from visual_iq.train.config import Data, Objective, Online, Speed
 from visual_iq.train.module import IQLearn
 from visual_iq.algo.networks import polyak_update
 from visual_iq.train.rollout import uniform_policy
@@ -48,9 +50,10 @@ def _share_differing(a: torch.nn.Module, b: torch.nn.Module) -> float:
 
 def check(network: str, batch_size: int, updates: int, device: torch.device, online: bool = False) -> dict:
     torch.manual_seed(0)
-    acting = dict(online=True, variant="value", num_envs=4, env_steps_per_update=0.25) if online else {}
-    model = IQLearn(game="Pong", demos="demos/pong", num_demos=2, network=network, batch_size=batch_size,
-                    whole_update=True, **acting).to(device)
+    acting = dict(objective=Objective(variant="value"),
+                  online=Online(enabled=True, num_envs=4, env_steps_per_update=0.25)) if online else {}
+    model = IQLearn(env=EnvSettings("Pong"), data=Data(demos="demos/pong", num_demos=2, batch_size=batch_size),
+                    network=network, speed=Speed(whole_update=True), **acting).to(device)
     model.batches = model.build_batch_source(device)
     if online:
         assert model.batches.policy is not None

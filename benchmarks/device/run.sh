@@ -34,7 +34,7 @@
 #     the final evaluation comes after it), evaluated every VAL_EVERY updates, THREADS CPU threads
 #     each; TensorBoard runs laid out as benchmarks/learning.py reads them (runs/<arm>/version_0):
 #     summarise them here with benchmarks/learning.py --only online --no-train --runs <that folder>.
-#     SNAPSHOT_EVERY=N keeps a weights-only snapshot every N updates (--model.snapshot_every), and the
+#     SNAPSHOT_EVERY=N keeps a weights-only snapshot every N updates (--model.evaluation.snapshot_every), and the
 #     pack exports the average of each arm's last AVERAGE_LAST (default 4) snapshots as
 #     averaged_agent.ckpt (research/results.md, "Averaging weights").
 # Writes to $OUT (research/results/device for a dry run): card.txt, capture.log/.json, throughput.log/.json,
@@ -111,7 +111,7 @@ start_arms() {
   echo "training each arm for $max_time"
   rm -rf runs_device && mkdir -p runs_device
   local script="pids=();" snapshots=""
-  [ -n "$SNAPSHOT_EVERY" ] && snapshots="--model.snapshot_every $SNAPSHOT_EVERY"
+  [ -n "$SNAPSHOT_EVERY" ] && snapshots="--model.evaluation.snapshot_every $SNAPSHOT_EVERY"
   for arm in $ARMS; do
     # method:seed, or method:seed:key=value,key=value for --model.key value (a sweep's arm)
     local method seed options extra="" tag=""
@@ -125,10 +125,10 @@ start_arms() {
     tag=${tag//[^A-Za-z0-9.=_-]/_}  # a path in a value must not make a folder of the run's name
     local name=online-$method$tag-${NUM_DEMOS}demos-seed$seed
     script+=" timeout $((seconds + 120)) $PYTHON -m visual_iq fit --config conf/pong_online.yaml --threads $THREADS \
-      --seed_everything $seed --model.seed $seed --model.method $method $extra $snapshots \
-      --model.demos \"[${DEMOS// /,}]\" --model.num_demos $NUM_DEMOS \
+      --seed_everything $seed --model.seed $seed --model.objective.method $method $extra $snapshots \
+      --model.data.demos \"[${DEMOS// /,}]\" --model.data.num_demos $NUM_DEMOS \
       --trainer.max_time $max_time --trainer.val_check_interval $VAL_EVERY \
-      --trainer.accelerator $ACCELERATOR --trainer.enable_progress_bar false --model.eval_video false \
+      --trainer.accelerator $ACCELERATOR --trainer.enable_progress_bar false --model.evaluation.video false \
       --trainer.logger.init_args.save_dir runs_device --trainer.logger.init_args.name $name \
       --trainer.logger.init_args.version 0 > runs_device/$name.log 2>&1 & pids+=(\$!);"
   done

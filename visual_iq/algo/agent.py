@@ -59,23 +59,34 @@ def soft_q_actions(q: Tensor, alpha: float, sample: bool = False) -> np.ndarray:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A visual-iq checkpoint as a dict, read with ``weights_only=True`` (no code runs from the file).
 
-    Raises `CheckpointError` naming the file if it is missing, not a torch file, truncated, or
-    not a visual-iq checkpoint (no env settings, hyperparameters or soft-Q network).
+    Raises `CheckpointError` naming the file if it is missing, not a torch file, truncated, not a
+    visual-iq checkpoint (no env settings, settings or soft-Q network), or one made before the settings
+    were grouped (with the command that converts it).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    checkpoint: Any = None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         EnvSettings.from_dict(checkpoint["env_settings"])
-        for key in ("network", "alpha", "gamma"):
-            checkpoint["hyper_parameters"][key]
+        hyper_parameters = checkpoint["hyper_parameters"]
+        hyper_parameters["network"], hyper_parameters["objective"]["alpha"], hyper_parameters["objective"]["gamma"]
         if not any(key.startswith(NETWORK_PREFIX) for key in checkpoint["state_dict"]):
             raise KeyError("no q_net weights")
     except (KeyError, TypeError, AttributeError, EnvSettingsError, RuntimeError, EOFError, OSError,
             pickle.UnpicklingError) as error:
+        if _flat_settings(checkpoint):
+            raise CheckpointError(f"{path}: made before visual-iq grouped its settings; convert it once with "
+                                  f"`visual-iq upgrade {path}`") from None
         raise CheckpointError(f"{path}: not a visual-iq checkpoint ({type(error).__name__}: {error})") from None
     return checkpoint
+
+
+def _flat_settings(checkpoint: Any) -> bool:
+    """Whether a checkpoint holds the flat settings of visual-iq before its settings groups."""
+    hyper_parameters = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    return isinstance(hyper_parameters, dict) and "alpha" in hyper_parameters and "objective" not in hyper_parameters
 
 
 def agent_from_checkpoint(checkpoint: dict[str, Any]) -> SoftQAgent:
@@ -89,9 +100,10 @@ def agent_from_checkpoint(checkpoint: dict[str, Any]) -> SoftQAgent:
     q_net = build_q_network(hyper_parameters["network"], num_actions, settings.stack_size, settings.screen_size)
     q_net.load_state_dict(weights)
     # the trained precision setting, resolved for this CPU: the agent plays as `visual-iq test` plays it
-    q_net.bf16_trunk = resolve_precision(hyper_parameters.get("precision", "32"), "cpu") == "bf16"
-    return SoftQAgent(q_net.eval(), alpha=hyper_parameters["alpha"], gamma=hyper_parameters["gamma"],
-                      settings=settings, hyper_parameters=hyper_parameters)
+    q_net.bf16_trunk = resolve_precision(hyper_parameters["speed"].get("precision", "32"), "cpu") == "bf16"
+    objective = hyper_parameters["objective"]
+    return SoftQAgent(q_net.eval(), alpha=objective["alpha"], gamma=objective["gamma"], settings=settings,
+                      hyper_parameters=hyper_parameters)
 
 
 def load_agent(path: str | Path, settings: EnvSettings | None = None) -> SoftQAgent:
@@ -168,8 +180,9 @@ def _check_same_agent(path: Path, checkpoint: dict[str, Any], network: dict[str,
     """Refuse to average networks that are not the same agent's: other env settings, network,
     temperature or weight shapes (`CheckpointError` naming both files and what differs)."""
     ours, theirs = checkpoint["hyper_parameters"], first["hyper_parameters"]
-    differences = [f"{key} {ours.get(key)!r} vs {theirs.get(key)!r}"
-                   for key in ("network", "alpha") if ours.get(key) != theirs.get(key)]
+    differences = [f"{key} {mine!r} vs {other!r}" for key, mine, other in (
+        ("network", ours["network"], theirs["network"]),
+        ("alpha", ours["objective"]["alpha"], theirs["objective"]["alpha"])) if mine != other]
     # as settings, not dicts: a checkpoint written before a settings field existed has its default
     settings_differ = EnvSettings.from_dict(checkpoint["env_settings"]).differences(EnvSettings.from_dict(first["env_settings"]))
     if settings_differ:

@@ -65,6 +65,7 @@ class BatchSource:
             self.mirrors = [DeviceReplay(expert, device, static=True)]
             if policy is not None:
                 self.mirrors.append(DeviceReplay(policy, device))
+        self._before_last_sample: dict[str, Any] = self._sampling_state()
 
     @classmethod
     def from_demos(cls, demos: str | list[str], settings: EnvSettings, *, num_demos: int | None, batch_size: int,
@@ -100,6 +101,8 @@ class BatchSource:
         """One batch; ``with_policy=False`` leaves the policy rows out (for objectives that never
         read them, whose gradient is then the same at half the cost). ``diagnostic`` draws it from a
         stream of its own, so that batches only logged never change which ones are trained on."""
+        if not diagnostic:
+            self._before_last_sample = self._sampling_state()
         if self.generator is not None:
             generator = self.diagnostic_generator if diagnostic else self.generator
             assert generator is not None
@@ -132,11 +135,17 @@ class BatchSource:
         if self.generator is not None:
             self.generator.manual_seed(int(self.rng.integers(2**62)))
 
-    def state_dict(self) -> dict[str, Any]:
-        """The random generators' state and the policy replay (as tensors, for ``torch.save``)."""
+    def _sampling_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"sampling_rng": self.rng.bit_generator.state}
         if self.generator is not None:
             state["sampling_generator"] = self.generator.get_state()
+        return state
+
+    def state_dict(self, one_batch_ahead: bool = False) -> dict[str, Any]:
+        """The random generators' state and the policy replay (as tensors, for ``torch.save``).
+        ``one_batch_ahead``: the last batch drawn has not been trained on yet (Lightning's loop fetches
+        one batch ahead), so the state saved is the one before it, and a resumed run draws it again."""
+        state = dict(self._before_last_sample) if one_batch_ahead else self._sampling_state()
         if self.policy is not None:
             state["policy_buffer"] = {key: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
                                       for key, value in self.policy.state_dict().items()}

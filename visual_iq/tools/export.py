@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="visual-iq export", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("ckpts", nargs="+", metavar="ckpt",
                         help="a training checkpoint, e.g. runs/pong/version_0/checkpoints/last.ckpt; several "
-                             "(snapshots of one run, e.g. snap-*.ckpt of --model.snapshot_every): their average")
+                             "(snapshots of one run, e.g. snap-*.ckpt of --model.evaluation.snapshot_every): their average")
     parser.add_argument("out", help="where to write the exported agent (.ckpt)")
     parser.add_argument("--as-trained", action="store_true",
                         help="the weights as trained, not the moving average that a run with an EMA callback "

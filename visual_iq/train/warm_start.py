@@ -1,6 +1,6 @@
 """Start a run from another run's network: fine-tuning, e.g. online IQ-Learn from an offline agent.
 
-``visual-iq fit --config conf/pong_online.yaml --warm_start agents/pong_iq.ckpt --model.network nature``
+``visual-iq fit --config conf/pong_online.yaml --warm_start agents/pong_iq_averaged.ckpt``
 trains with the config's settings (objective, online or not, batch size, ...) from the checkpoint's weights, with a
 fresh optimizer, step counter and replay. ``--ckpt_path`` instead resumes a run exactly as it was
 saved, its own settings included.

@@ -247,7 +247,8 @@ def carry_update_count(checkpoint: dict[str, Any], whole_update: bool, updates_p
     saved = checkpoint.get("hyper_parameters", {})
     if any(key not in loop for key in (_AUTOMATIC_STEPS, _MANUAL_STEPS, _BATCHES)):
         return  # weights only, or a Lightning that keeps its loop state otherwise
-    if (bool(saved.get("whole_update")), saved.get("updates_per_step", 1)) == (whole_update, updates_per_step):
+    speed = saved.get("speed", {})
+    if (bool(speed.get("whole_update")), speed.get("updates_per_step", 1)) == (whole_update, updates_per_step):
         return
     automatic = loop[_AUTOMATIC_STEPS]["optimizer"]["step"]
     updates = max(automatic["total"]["completed"], loop[_MANUAL_STEPS]["total"]["completed"])
