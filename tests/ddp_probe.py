@@ -1,5 +1,6 @@
 """A callback for the DDP test: each process writes to $PROBE_DIR/rank<N>.json what it sampled first (and the
-expert rows of every batch, by update), the weights it ended with, and the world size."""
+expert rows of every batch, by update), the returns of the games it evaluated on, the weights it ended with, and
+the world size."""
 
 import json
 import os
@@ -12,6 +13,17 @@ import torch
 class RecordFirstBatch(L.Callback):
     def __init__(self) -> None:
         self.record: dict = {}
+        self.eval_returns: list = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        evaluate = pl_module._evaluate
+
+        def recorded(*args, **kwargs):  # the module's own evaluation, its games' returns kept
+            result = evaluate(*args, **kwargs)
+            self.eval_returns.append(result.returns.tolist())
+            return result
+
+        pl_module._evaluate = recorded
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if not self.record:  # a resumed run starts at the restored batch index
@@ -24,5 +36,6 @@ class RecordFirstBatch(L.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         weights = torch.cat([p.detach().flatten() for p in pl_module.q_net.parameters()])
         self.record["weights"] = [float(weights.sum()), float((weights * weights).sum())]
+        self.record["eval_returns"] = self.eval_returns
         out = Path(os.environ["PROBE_DIR"]) / f"rank{trainer.global_rank}.json"
         out.write_text(json.dumps(self.record))

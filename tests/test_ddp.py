@@ -30,6 +30,7 @@ def test_two_process_ddp_run_checkpoints_once_and_resumes(tmp_path):
     # each process samples its own batches (distinct seeds), not copies of rank 0's
     assert ranks[0]["observations_sum"] != ranks[1]["observations_sum"]
     assert ranks[0]["weights"] == ranks[1]["weights"]  # gradients averaged: every rank ends with the same network
+    assert len(ranks[0]["eval_returns"]) == 2 and ranks[0]["eval_returns"] == ranks[1]["eval_returns"]  # same games
     checkpoints = tmp_path / "a" / "smoke" / "version_0" / "checkpoints"
     assert "last.ckpt" in [p.name for p in checkpoints.iterdir()]
     assert not list((tmp_path / "a" / "smoke").glob("version_1"))  # one run directory, written by rank 0
