@@ -200,11 +200,15 @@ def episode_filename(index: int) -> str:
 
 def save_episode(episode: Episode, path: str | os.PathLike) -> Path:
     """Write ``episode`` to ``path`` atomically (temporary file in the same directory + rename)."""
-    metadata = np.frombuffer(json.dumps(episode.metadata()).encode("utf-8"), dtype=np.uint8)
-    frames_xz, frames_shape = encode_frames(episode.frames), np.array(episode.frames.shape, dtype=np.int64)
+    return _write_episode(path, episode, episode.metadata(), encode_frames(episode.frames))
+
+
+def _write_episode(path: str | os.PathLike, episode: Episode, metadata: dict[str, Any], frames_xz: np.ndarray) -> Path:
+    """The episode file, atomically: its frames as the LZMA stream ``frames_xz``, the arrays, the metadata."""
     return atomic_write(path, lambda file: np.savez_compressed(
-        file, frames_xz=frames_xz, frames_shape=frames_shape, actions=episode.actions, rewards=episode.rewards,
-        terminated=episode.terminated, truncated=episode.truncated, metadata=metadata,
+        file, frames_xz=frames_xz, frames_shape=np.array(episode.frames.shape, dtype=np.int64), actions=episode.actions,
+        rewards=episode.rewards, terminated=episode.terminated, truncated=episode.truncated,
+        metadata=np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8),
     ))
 
 
@@ -219,13 +223,10 @@ def recompress_episode(path: str | os.PathLike) -> bool:
             return False
         metadata = json.loads(data["metadata"].tobytes().decode("utf-8"))
     metadata["format_version"] = FORMAT_VERSION
-    frames_xz, frames_shape = encode_frames(episode.frames), np.array(episode.frames.shape, dtype=np.int64)
+    frames_xz = encode_frames(episode.frames)
     if not np.array_equal(decode_frames(frames_xz, tuple(episode.frames.shape)), episode.frames):
         raise DemoError(f"{path}: the frames do not survive re-encoding; the file is left as it was")
-    atomic_write(path, lambda file: np.savez_compressed(
-        file, frames_xz=frames_xz, frames_shape=frames_shape, actions=episode.actions, rewards=episode.rewards,
-        terminated=episode.terminated, truncated=episode.truncated,
-        metadata=np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)))
+    _write_episode(path, episode, metadata, frames_xz)
     return True
 
 
