@@ -101,8 +101,6 @@ class BatchSource:
         """One batch; ``with_policy=False`` leaves the policy rows out (for objectives that never
         read them, whose gradient is then the same at half the cost). ``diagnostic`` draws it from a
         stream of its own, so that batches only logged never change which ones are trained on."""
-        if not diagnostic:
-            self._before_last_sample = self._sampling_state()
         if self.generator is not None:
             generator = self.diagnostic_generator if diagnostic else self.generator
             assert generator is not None
@@ -122,6 +120,12 @@ class BatchSource:
             if key in batch:
                 batch[key] = random_shift(batch[key], self.augment_shift, rng)
         return batch
+
+    def sample_ahead(self, with_policy: bool = True) -> dict[str, torch.Tensor]:
+        """`sample` for a loop that fetches one batch ahead of the update (Lightning's): the sampling state
+        before it is kept, for ``state_dict(one_batch_ahead=True)``."""
+        self._before_last_sample = self._sampling_state()
+        return self.sample(with_policy)
 
     def sync(self) -> None:
         """Copy the policy slots written since the last sample to the device (sampling does it too;
@@ -143,8 +147,8 @@ class BatchSource:
 
     def state_dict(self, one_batch_ahead: bool = False) -> dict[str, Any]:
         """The random generators' state and the policy replay (as tensors, for ``torch.save``).
-        ``one_batch_ahead``: the last batch drawn has not been trained on yet (Lightning's loop fetches
-        one batch ahead), so the state saved is the one before it, and a resumed run draws it again."""
+        ``one_batch_ahead``: the last batch `sample_ahead` drew has not been trained on yet, so the state
+        saved is the one before it, and a resumed run draws it again."""
         state = dict(self._before_last_sample) if one_batch_ahead else self._sampling_state()
         if self.policy is not None:
             state["policy_buffer"] = {key: torch.from_numpy(value) if isinstance(value, np.ndarray) else value

@@ -1,11 +1,10 @@
 """IQ-Learn as a LightningModule: the module is the algorithm, the Trainer is the loop.
 
-It composes the pieces: a soft-Q network and its target (`visual_iq.algo.networks`), an objective
-chosen once (`visual_iq.algo.objectives`: IQ-Learn, or the BC / SQIL baselines on the same network and
-data), a batch source (`visual_iq.data.batches`) over the demonstrations and, online, a policy replay
-that a `Collector` fills by acting with the soft-Q policy before every update. Validation plays
-evaluation episodes with the greedy policy. Its settings are typed groups (`visual_iq.train.config`),
-``__init__`` arguments that LightningCLI exposes as sections of the YAML config.
+It composes the pieces: a soft-Q network and its target (`visual_iq.algo.networks`), an objective chosen once
+(`visual_iq.algo.objectives`: IQ-Learn, or the BC / SQIL baselines on the same network and data), a batch source
+(`visual_iq.data.batches`) over the demonstrations and, online, a policy replay that a `Collector` fills by acting
+with the soft-Q policy before every update. Validation plays evaluation games with the greedy policy. Its settings
+are typed groups (`visual_iq.train.config`), ``__init__`` arguments that LightningCLI makes sections of the config.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -137,7 +137,8 @@ class IQLearn(L.LightningModule):
         return self.batches.sample(self.objective.reads_policy_rows)
 
     def train_dataloader(self) -> DataLoader:
-        stream = BatchStream(dict if self.whole_update is not None else self._sample)  # whole_update samples itself
+        ahead = partial(self.batches.sample_ahead, self.objective.reads_policy_rows)  # Lightning fetches one ahead
+        stream = BatchStream(dict if self.whole_update is not None else ahead)  # whole_update samples itself
         return DataLoader(stream, batch_size=None, num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
