@@ -35,7 +35,7 @@ from visual_iq.env.envs import make_env
 from visual_iq.errors import VisualIQError
 from visual_iq.record.experts import game_spec
 from visual_iq.files import atomic_write, atomic_write_text
-from visual_iq.record.recording import replay
+from visual_iq.record.replay import replay
 
 PONG = game_spec("Pong")  # the expert's RAM layout: ball x (towards the paddle), ball y, paddle y
 CPU_PADDLE_Y = 50  # the opponent's paddle (shared/atari-notes.md)

@@ -9,7 +9,7 @@ from visual_iq.data.buffer import FrameReplayBuffer
 from visual_iq.train.collector import Collector
 from visual_iq.data.demos import demo_paths, iter_episodes, load_episodes, stored_frames
 from visual_iq.env.envs import make_env
-from visual_iq.record.recording import record_episodes
+from visual_iq.record.recorder import record_episodes
 
 
 def test_expert_buffer_stacks_match_the_env(tmp_path, catch_settings):

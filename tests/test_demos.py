@@ -21,7 +21,8 @@ from visual_iq.data.demos import (
 from visual_iq.env.envs import EnvSettings, make_env
 from visual_iq.errors import EnvSettingsError
 from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
-from visual_iq.record.recording import record_episodes, rerender_episode
+from visual_iq.record.recorder import record_episodes
+from visual_iq.record.replay import rerender_episode
 from visual_iq.tools.demos import main as demos_main
 
 SETTINGS = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=400)

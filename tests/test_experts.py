@@ -7,7 +7,8 @@ from visual_iq.data.demos import Episode, load_episode
 from visual_iq.env.envs import EnvSettings, make_env
 from visual_iq.errors import ConfigError
 from visual_iq.record.experts import LookaheadExpert, restore_state
-from visual_iq.record.recording import ExpertJudge, record_episodes, record_expert
+from visual_iq.record.judge import ExpertJudge
+from visual_iq.record.recorder import record_episodes, record_expert
 
 
 def _judged_game(settings: EnvSettings, policy, out, seed: int, expert_acts: bool = False,
@@ -127,11 +128,11 @@ def test_action_noise_is_recorded_and_changes_the_executed_play(tmp_path):
 
 
 def test_record_tool_passes_env_flags_and_action_noise(monkeypatch, tmp_path):
-    import visual_iq.record.recording
+    import visual_iq.record.recorder
     from visual_iq.tools.record import main
 
     calls = []
-    monkeypatch.setattr(visual_iq.record.recording, "record_expert", lambda settings, out, **kwargs: calls.append((settings, kwargs)))
+    monkeypatch.setattr(visual_iq.record.recorder, "record_expert", lambda settings, out, **kwargs: calls.append((settings, kwargs)))
     assert main(["--source", "expert", "--game", "Breakout", "--out", str(tmp_path), "--frame-skip", "2",
                  "--stack-size", "3", "--terminal-on-life-loss", "--action-noise", "0.2", "--sticky", "0",
                  "--deterministic-plans", "--replan-every", "1", "--crop-top", "30", "--crop-bottom", "10"]) == 0
@@ -212,11 +213,11 @@ def test_dagger_stores_the_experts_labels_on_the_agents_own_states(tmp_path):
 
 
 def test_record_tool_dagger_flag(monkeypatch, tmp_path):
-    import visual_iq.record.recording
+    import visual_iq.record.recorder
     from visual_iq.tools.record import main
 
     calls = []
-    monkeypatch.setattr(visual_iq.record.recording, "record_agent", lambda ckpt, out, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(visual_iq.record.recorder, "record_agent", lambda ckpt, out, **kwargs: calls.append(kwargs))
     assert main(["--source", "agent", "--ckpt", "agent.ckpt", "--out", str(tmp_path), "--dagger"]) == 0
     assert calls[0]["dagger"] is True and calls[0]["expert_labels"] is False
     with pytest.raises(SystemExit):  # the expert's own states need no labels
@@ -242,7 +243,7 @@ def test_asking_the_expert_does_not_change_the_game(tmp_path):
 def test_expert_demos_with_sticky_actions_replay_exactly(tmp_path):
     """Since the expert plans in its own emulator, its games replay from their seed and actions, so
     `visual-iq demos render` can store them under other frame settings."""
-    from visual_iq.record.recording import rerender_episode
+    from visual_iq.record.replay import rerender_episode
 
     settings = EnvSettings("Pong", sticky_actions=0.25, max_episode_frames=1600)
     [path] = record_expert(settings, tmp_path, episodes=1, seed=9, progress=lambda _m: None)

@@ -8,7 +8,7 @@ from conftest import train_catch
 from visual_iq.env.catch import catch_expert_action
 from visual_iq.env.envs import make_env
 from visual_iq.train.evaluation import evaluate
-from visual_iq.record.recording import record_episodes
+from visual_iq.record.recorder import record_episodes
 from visual_iq.analysis.rewards import implicit_rewards, pearson, spearman
 from visual_iq.train.rollout import uniform_policy
 

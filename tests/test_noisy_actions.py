@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from visual_iq.env.envs import make_env
-from visual_iq.record.recording import NoisyActions
+from visual_iq.record.judge import NoisyActions
 
 
 def test_noise_replaces_about_the_asked_share_of_actions():

@@ -10,7 +10,7 @@ import pygame
 
 from visual_iq.data.demos import load_episodes
 from visual_iq.env.envs import EnvSettings, make_env
-from visual_iq.record.recording import record_human
+from visual_iq.record.recorder import record_human
 
 # 480 emulator frames = 120 agent steps, so each episode ends by truncation quickly.
 SETTINGS = EnvSettings("Pong", sticky_actions=0.0, noop_max=0, max_episode_frames=480)

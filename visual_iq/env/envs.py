@@ -216,7 +216,7 @@ def make_screen_env(settings: EnvSettings, render_mode: str | None = None) -> gy
     at the full screen size, whose observations are the max-pooled (210, 160) gray screens.
 
     The frames of any ``crop_*`` and ``screen_size`` are `crop_and_resize` of these screens, so one
-    game replayed here gives its frames under several settings at once (`visual_iq.record.recording.rerender_episode`).
+    game replayed here gives its frames under several settings at once (`visual_iq.record.replay.rerender_episode`).
     """
     env = gym.make(
         settings.env_id,

@@ -70,7 +70,7 @@ def _video(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from visual_iq.record.recording import rerender_demos  # imports the envs; info and video do without
+    from visual_iq.record.replay import rerender_demos  # imports the envs; info and video do without
 
     changes = {key: value for key, value in (("crop_top", args.crop_top), ("crop_bottom", args.crop_bottom),
                                              ("screen_size", args.screen_size)) if value is not None}

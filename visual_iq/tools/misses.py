@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from visual_iq.algo.agent import load_agent
         from visual_iq.analysis.misses import play_approaches, summarise
-        from visual_iq.record.recording import greedy_policy
+        from visual_iq.record.recorder import greedy_policy
 
         if args.expert:
             settings, policy = EnvSettings(args.game), None

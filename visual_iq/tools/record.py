@@ -77,17 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.source == "agent":
-            from visual_iq.record.recording import record_agent
+            from visual_iq.record.recorder import record_agent
 
             record_agent(args.ckpt, args.out, episodes=args.episodes or 1, seed=args.seed, game=args.game,
                          sticky_actions=args.sticky, noop_max=args.noop_max, expert_labels=args.expert_labels,
                          dagger=args.dagger)
         elif args.source == "human":
-            from visual_iq.record.recording import record_human
+            from visual_iq.record.recorder import record_human
 
             record_human(settings_from_args(args), args.out, episodes=args.episodes, seed=args.seed, fps=args.fps)
         else:
-            from visual_iq.record.recording import record_expert
+            from visual_iq.record.recorder import record_expert
 
             record_expert(settings_from_args(args), args.out, episodes=args.episodes or 1, seed=args.seed,
                           action_noise=args.action_noise, judge_ckpt=args.ckpt if args.expert_labels else None,

@@ -1,9 +1,9 @@
 """Recording demonstrations: turn steps of `make_env` into saved `Episode` files.
 
-`record_episodes` runs any policy (a scripted expert, a trained agent) for N episodes and saves
-each one the moment it ends (built with `EpisodeBuilder`); `record_human` does the same for a
-person playing with the keyboard through `gymnasium.utils.play`. `rerender_demos` replays recorded
-games to store their frames under other frame settings (a crop of the playfield, another size).
+`record_episodes` runs any policy (a scripted expert, a trained agent) for N episodes and saves each one the
+moment it ends (built with `EpisodeBuilder`); `record_expert` and `record_agent` set it up for the scripted
+expert and for a trained checkpoint, `record_human` does the same for a person playing with the keyboard
+through `gymnasium.utils.play`.
 """
 
 from __future__ import annotations
@@ -13,20 +13,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 
 from visual_iq.algo.agent import SoftQAgent, load_agent
-from visual_iq.data.demos import Episode, EpisodeBuilder, episode_paths, load_episode, next_episode_path, save_episode
-from visual_iq.env.envs import (FRAME_FIELDS, NOOP_MAX, STICKY_ACTIONS, EnvSettings, crop_and_resize, make_env,
-                            make_screen_env)
-from visual_iq.errors import ConfigError, DemoError
+from visual_iq.data.demos import EpisodeBuilder, next_episode_path, save_episode
+from visual_iq.env.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
 from visual_iq.env.fire import EXECUTED_ACTION
-
-if TYPE_CHECKING:
-    from visual_iq.record.experts import LookaheadExpert
+from visual_iq.record.judge import ExpertJudge, NoisyActions
 
 
 def _progress(message: str) -> None:
@@ -78,87 +74,6 @@ def record_episodes(
             f"{episode.length} steps, {episode.length / elapsed:.0f} steps/s -> {path}"
         )
     return written
-
-
-class NoisyActions(gym.ActionWrapper):
-    """Executes a uniformly random action instead of the given one with probability ``noise``.
-
-    For DART-style demonstrations (Laskey et al., 2017): the expert's intended action is what gets
-    recorded, while the executed one is sometimes random, so the demos also show the expert
-    recovering from the small mistakes an imitator makes, not only the states of perfect play.
-    """
-
-    def __init__(
-        self, env: gym.Env, noise: float, seed: int = 0, on_action: Callable[[int], None] | None = None,
-    ) -> None:
-        super().__init__(env)
-        if not 0.0 <= noise < 1.0:
-            raise ConfigError(f"action noise must be in [0, 1), got {noise}")
-        self.noise = noise
-        self.rng = np.random.default_rng(seed)
-        self.on_action = on_action  # told every executed action (the expert's rollouts need the game's)
-
-    def action(self, action):
-        if self.noise and self.rng.random() < self.noise:
-            action = int(self.rng.integers(self.action_space.n))
-        if self.on_action is not None:
-            self.on_action(int(action))
-        return action
-
-
-class ExpertJudge:
-    """Plays ``policy`` and asks the scripted ``expert`` at every step what it would have done.
-
-    The agreement on the agent's *own* states is what imitation from fixed demos cannot see (the
-    demos only show the expert's states): where it drops below the agreement on the expert's
-    states (``expert_acts``: the expert's action is executed and the policy only judged), the
-    agent has drifted to states the demos do not cover. Steps are counted by what the expert was
-    doing: ``no ball`` (between points), ``following`` the ball, or steering to a ``planned``
-    meeting point (the ball approaching and close). Call `start_episode` after every reset;
-    ``episodes`` holds one ``{phase: [steps, agreed]}`` tally per episode, ``label`` the expert's
-    action at the last step.
-    """
-
-    PHASES = ("no ball", "following", "planned")
-
-    def __init__(self, policy: Callable[[np.ndarray], int], expert: LookaheadExpert, expert_acts: bool = False) -> None:
-        self.policy = policy
-        self.expert = expert
-        self.expert_acts = expert_acts
-        self.episodes: list[dict[str, list[int]]] = []
-        self.label: int | None = None
-
-    def start_episode(self) -> None:
-        self.expert.reset()
-        self.episodes.append({phase: [0, 0] for phase in self.PHASES})
-
-    def __call__(self, observation: np.ndarray) -> int:
-        label = self.label = self.expert()  # reads the RAM before the step, as when the expert records
-        action = self.policy(observation)
-        tally = self.episodes[-1][self.expert.phase]
-        tally[0] += 1
-        tally[1] += int(action == label)
-        if not self.expert_acts:
-            self.expert.executed(action)
-        return label if self.expert_acts else action
-
-    def counts(self, episode: int | None = None) -> dict[str, tuple[int, int]]:
-        """``(steps, agreed)`` per phase and for ``all``, over one episode or (None) all of them."""
-        tallies = self.episodes if episode is None else [self.episodes[episode]]
-        counts = {phase: tuple(int(n) for n in np.sum([t[phase] for t in tallies], axis=0)) for phase in self.PHASES}
-        counts["all"] = tuple(int(n) for n in np.sum(list(counts.values()), axis=0))
-        return counts
-
-    def agreement(self, episode: int | None = None) -> dict[str, float]:
-        """Share of steps where the policy's action equals the expert's: ``all`` and per phase
-        (NaN for a phase with no steps), over one episode or (None) all of them."""
-        return {phase: agreed / steps if steps else float("nan") for phase, (steps, agreed) in self.counts(episode).items()}
-
-    def report(self) -> str:
-        counts, share = self.counts(), self.agreement()
-        parts = ", ".join(f"{phase} {share[phase]:.3f} ({counts[phase][0]} steps)" for phase in self.PHASES)
-        states = "the expert's" if self.expert_acts else "the agent's"
-        return f"agreement with the expert on {states} states: {share['all']:.3f} ({parts})"
 
 
 def record_expert(
@@ -333,69 +248,4 @@ def record_human(
     finally:
         env.close()
     progress(f"saved {len(written)} episode(s) to {out}")
-    return written
-
-
-def rerender_episode(episode: Episode, settings: EnvSettings, where: str = "episode") -> Episode:
-    """The same game seen through other frame settings (``crop_*``, ``screen_size``): its actions
-    replayed from its seed in `make_screen_env`, every stored frame checked on the way.
-
-    Only frame settings may differ from the recording's. A game that does not replay exactly (an
-    expert that planned in the env's own emulator moved its random state, see ``--deterministic-plans``)
-    raises `DemoError` naming ``where`` and the first step that differs; nothing is returned then.
-    """
-    changed = [d for d in episode.settings.differences(settings) if d.split(":")[0] not in FRAME_FIELDS]
-    if changed:
-        raise DemoError(f"{where}: only frame settings can be re-rendered, these differ: " + "; ".join(changed))
-    frames = []
-    for step, screen, _env in replay(episode, where):
-        if not np.array_equal(crop_and_resize(screen, episode.settings), episode.frames[step]):
-            raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another frame at "
-                            f"step {step} of {episode.length}: the game does not replay exactly")
-        frames.append(crop_and_resize(screen, settings))
-    return dataclasses.replace(episode, frames=np.stack(frames), settings=settings,
-                               extra={**episode.extra, "rerendered_from": episode.settings.to_dict()})
-
-
-def replay(episode: Episode, where: str = "episode") -> Iterator[tuple[int, np.ndarray, gym.Env]]:
-    """Replay ``episode``'s actions from its seed in `make_screen_env`: yields ``(step, screen, env)``
-    before each step and after the last one (step = length), the env's emulator then in that state.
-    A game with no seed, or whose rewards or end differ from the recording's (an expert that planned in
-    the env's own emulator moved its state, see ``--deterministic-plans``), raises `DemoError` naming ``where``.
-    """
-    if episode.seed is None:
-        raise DemoError(f"{where}: has no seed, so its game cannot be replayed")
-    # The stored actions are the executed ones, FIREs pressed for the agent included (`visual_iq.env.fire`),
-    # so the game replays without that wrapper, whichever rule it was recorded under.
-    env = make_screen_env(episode.settings)
-    try:
-        screen, _ = env.reset(seed=episode.seed)
-        for step in range(episode.length + 1):
-            yield step, screen, env
-            if step == episode.length:
-                break
-            screen, reward, terminated, truncated, _ = env.step(int(episode.actions[step]))
-            if reward != episode.rewards[step] or (terminated or truncated) != (step == episode.length - 1):
-                raise DemoError(f"{where}: replaying its actions from seed {episode.seed} gives another reward or "
-                                f"episode end at step {step} of {episode.length}: the game does not replay exactly")
-    finally:
-        env.close()
-
-
-def rerender_demos(source: str | os.PathLike, out: str | os.PathLike, settings_changes: dict[str, Any],
-                   progress: Callable[[str], None] = _progress) -> list[Path]:
-    """`rerender_episode` every episode of directory ``source`` into ``out`` under the same file
-    names, with ``settings_changes`` (e.g. ``{"crop_top": 34, "crop_bottom": 16}``) applied to its
-    settings. Episodes already in ``out`` are kept (an interrupted run resumes); each is written atomically."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in episode_paths(source):
-        target = out / path.name
-        if not target.exists():
-            episode = load_episode(path)
-            settings = dataclasses.replace(episode.settings, **settings_changes)
-            save_episode(rerender_episode(episode, settings, where=str(path)), target)
-            progress(f"{target}: {episode.length} steps re-rendered")
-        written.append(target)
     return written
