@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 
 from visual_iq.env.envs import EnvSettings
-from visual_iq.train.config import GROUPS, nest_flat_settings
+from visual_iq.train.config import nest_flat_settings
 from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
 
 CATCH_DEMOS = "tests/data/catch"
@@ -21,8 +21,7 @@ def catch_settings() -> EnvSettings:
 def iq_learn(**flat_settings) -> IQLearn:
     """`IQLearn` from flat setting names (``batch_size=8, online=True``), put in their groups as the
     configs group them (``data.batch_size``, ``online.enabled``): short to write in a test."""
-    nested = nest_flat_settings(flat_settings)
-    return IQLearn(**{name: GROUPS[name](**value) if name in GROUPS else value for name, value in nested.items()})
+    return IQLearn(**nest_flat_settings(flat_settings))  # IQLearn takes a group as a dict too, as checkpoints hold it
 
 
 def train_catch(root: Path, max_steps: int, callbacks=(), **model_args) -> IQLearn:

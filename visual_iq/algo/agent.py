@@ -76,15 +76,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             raise KeyError("no q_net weights")
     except (KeyError, TypeError, AttributeError, EnvSettingsError, RuntimeError, EOFError, OSError,
             pickle.UnpicklingError) as error:
-        if _flat_settings(checkpoint):
+        if has_flat_settings(checkpoint):
             raise CheckpointError(f"{path}: made before visual-iq grouped its settings; convert it once with "
                                   f"`visual-iq upgrade {path}`") from None
         raise CheckpointError(f"{path}: not a visual-iq checkpoint ({type(error).__name__}: {error})") from None
     return checkpoint
 
 
-def _flat_settings(checkpoint: Any) -> bool:
-    """Whether a checkpoint holds the flat settings of visual-iq before its settings groups."""
+def has_flat_settings(checkpoint: Any) -> bool:
+    """Whether a checkpoint holds the flat settings of visual-iq before its settings groups (`visual-iq upgrade`)."""
     hyper_parameters = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     return isinstance(hyper_parameters, dict) and "alpha" in hyper_parameters and "objective" not in hyper_parameters
 

@@ -217,10 +217,14 @@ def recompress_episode(path: str | os.PathLike) -> bool:
     (creation time, source, extras) kept and only ``format_version`` changed. The frames are decoded from
     the new encoding and compared with the old ones before the file is replaced. False if it already was."""
     path = Path(path)
-    episode = load_episode(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "frames" not in data.files:
+                return False  # today's format: its frames are not decoded for nothing
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise DemoError(f"{path}: corrupt or truncated demo file ({error})") from None
+    episode = load_episode(path)  # the whole file checked
     with np.load(path, allow_pickle=False) as data:
-        if "frames" not in data.files:
-            return False
         metadata = json.loads(data["metadata"].tobytes().decode("utf-8"))
     metadata["format_version"] = FORMAT_VERSION
     frames_xz = encode_frames(episode.frames)

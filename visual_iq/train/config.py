@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 
+from visual_iq.algo.agent import has_flat_settings
 from visual_iq.algo.losses import Chi2Rows, Variant
 from visual_iq.algo.networks import Precision
 from visual_iq.algo.objectives import Method, NextValue
@@ -212,9 +213,8 @@ def upgrade_checkpoint(path: str | os.PathLike) -> bool:
     """Rewrite a checkpoint made before the settings groups with its settings grouped, in place and
     atomically; everything else in it stays as it was. False if it already had them."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    hyper_parameters = checkpoint.get("hyper_parameters", {})
-    if "objective" in hyper_parameters or "alpha" not in hyper_parameters:
+    if not has_flat_settings(checkpoint):
         return False
-    checkpoint["hyper_parameters"] = nest_flat_settings(hyper_parameters)
+    checkpoint["hyper_parameters"] = nest_flat_settings(checkpoint["hyper_parameters"])
     atomic_write(path, lambda file: torch.save(checkpoint, file))
     return True
