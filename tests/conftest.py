@@ -28,8 +28,8 @@ def train_catch(root: Path, max_steps: int, callbacks=(), **model_args) -> IQLea
     """IQLearn (or a baseline, via ``method``) trained ``max_steps`` updates on Catch, evaluated once at the end."""
     L.seed_everything(0)
     settings = {"network": "small", "lr": 3e-4, "batch_size": 32, "eval_episodes": 10, "eval_video": False,
-                "seed": 0, **model_args}
-    model = iq_learn(game="visual_iq/Catch-v0", demos=CATCH_DEMOS, **settings)
+                "seed": 0, "demos": CATCH_DEMOS, **model_args}
+    model = iq_learn(game="visual_iq/Catch-v0", **settings)
     trainer = L.Trainer(**ENDLESS_STREAM_TRAINER_FLAGS, max_steps=max_steps, val_check_interval=max_steps,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=root, callbacks=list(callbacks))

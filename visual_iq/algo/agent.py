@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from visual_iq.env.envs import EnvSettings, check_observation_settings
+from visual_iq.env.envs import OBSERVATION_FIELDS, EnvSettings, check_observation_settings
 from visual_iq.errors import CheckpointError, EnvSettingsError
 from visual_iq.files import atomic_write
 from visual_iq.algo.networks import build_q_network, resolve_precision
@@ -115,13 +115,14 @@ def load_agent(path: str | Path, settings: EnvSettings | None = None) -> SoftQAg
     return agent_from_checkpoint(checkpoint)
 
 
-def check_checkpoint_settings(checkpoint: dict[str, Any], wanted: EnvSettings, what: str) -> None:
+def check_checkpoint_settings(checkpoint: dict[str, Any], wanted: EnvSettings, what: str,
+                              fields: tuple[str, ...] = OBSERVATION_FIELDS) -> None:
     """Refuse (`CheckpointError` naming ``what`` and the fields) a checkpoint without env settings
     or one whose network was trained on other observations than ``wanted``."""
     if "env_settings" not in checkpoint:
         raise CheckpointError(f"{what} has no env settings: not a visual-iq checkpoint")
     try:
-        check_observation_settings(EnvSettings.from_dict(checkpoint["env_settings"]), wanted, what)
+        check_observation_settings(EnvSettings.from_dict(checkpoint["env_settings"]), wanted, what, fields)
     except EnvSettingsError as error:
         raise CheckpointError(str(error)) from None
 

@@ -26,6 +26,11 @@ L_BC = −E_expert[log π(a|s)].
 **SQIL** (Reddy et al. 2020) is soft Q-learning with a fixed reward, 1 on expert transitions and
 0 on the agent's own: L_SQIL = E_expert∪policy[(Q(s,a) − (r + γ(1−d)·V(s')))²]. It needs policy
 samples, so it only runs online.
+
+**Soft Q-learning** on the game's reward (``sql``, for training experts; Haarnoja et al. 2017) is
+the same backup with the env's reward r in place of a fixed one, over n steps:
+L_SQL = E_policy[ℓ(Q(s_t,a_t) − (Σ_{j<m} γ^j r_{t+j} + γ^m(1−d)·V(s_{t+m})))] with ℓ the square or
+the Huber function; as α → 0, V becomes max Q and this is DQN's loss.
 """
 
 from __future__ import annotations
@@ -176,3 +181,29 @@ def sqil_loss(
     if (~is_expert).any():
         metrics["q_taken_policy"] = masked_mean(q_taken.detach(), ~is_expert)
     return loss, metrics
+
+
+TDLoss = Literal["mse", "huber"]
+TD_LOSSES: tuple[str, ...] = ("mse", "huber")
+
+
+def soft_q_learning_loss(q: Tensor, actions: Tensor, returns: Tensor, next_v: Tensor, bootstrap: Tensor, *,
+                         td_loss: TDLoss = "huber", with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """Soft Q-learning on the game's reward: Q(s,a) towards ``returns`` + ``bootstrap``·V(s').
+
+    Args:
+        q: (B, A) online Q(s,·).
+        actions: (B,) actions taken.
+        returns: (B,) Σ_{j<m} γ^j r_{t+j}, the rewards of the m steps each transition spans.
+        next_v: (B,) V of the observation m steps on (no gradient).
+        bootstrap: (B,) γ^m·(1−d): what that value is worth now (0 after a terminal state).
+        td_loss: ``mse`` (square) or ``huber`` (square within ±1, linear beyond: DQN's).
+
+    Metrics: ``td_loss``, ``q_taken``, ``td_target``.
+    """
+    q_taken = taken(q, actions)
+    target = returns + bootstrap * next_v
+    loss = (F.huber_loss if td_loss == "huber" else F.mse_loss)(q_taken, target)
+    if not with_metrics:
+        return loss, {}
+    return loss, {"td_loss": loss.detach(), "q_taken": q_taken.detach().mean(), "td_target": target.mean()}

@@ -1,4 +1,4 @@
-"""The training objective, chosen once: IQ-Learn, behavioural cloning or SQIL.
+"""The training objective, chosen once: IQ-Learn, behavioural cloning, SQIL, or soft Q-learning on the game's reward.
 
 Each is a small configured callable ``objective(q_net, target_net, batch) -> (loss, metrics, q)``
 over one batch (`visual_iq.data.batches`): it runs the networks and hands the Q values to the pure
@@ -15,11 +15,11 @@ import torch
 from torch import Tensor, nn
 
 from visual_iq.errors import ConfigError, TrainingDiverged
-from visual_iq.algo.losses import (CHI2_ROWS, VARIANTS, Chi2Rows, Variant, bc_loss, chi2_on_all_rows, iq_loss, soft_value,
-                              sqil_loss)
+from visual_iq.algo.losses import (CHI2_ROWS, TD_LOSSES, VARIANTS, Chi2Rows, TDLoss, Variant, bc_loss, chi2_on_all_rows,
+                                   iq_loss, soft_q_learning_loss, soft_value, sqil_loss)
 
-Method = Literal["iq", "bc", "sqil"]
-METHODS: tuple[str, ...] = ("iq", "bc", "sqil")
+Method = Literal["iq", "bc", "sqil", "sql"]
+METHODS: tuple[str, ...] = ("iq", "bc", "sqil", "sql")
 NextValue = Literal["target", "online"]
 """Where V(s') comes from: the target network (no gradient), or the online network with gradient
 (the official IQ-Learn Atari recipe, ``use_target: False``)."""
@@ -32,6 +32,10 @@ class Objective(Protocol):
     reads_policy_rows: bool
     """Whether the loss depends on the policy rows of a batch at all; if not, online training
     leaves them out of its batches (the same gradient for half the network passes)."""
+    reads_demos: bool
+    """Whether it learns from demonstrations (all but `SoftQLearning`, which learns from the game's reward)."""
+    n_step: int
+    """Env steps each sampled transition spans (batches then carry ``rewards`` and ``steps``)."""
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
                  with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
@@ -64,6 +68,8 @@ class IQObjective:
     grad_penalty: float = 0.0
     next_value: NextValue = "target"
     chi2_rows: Chi2Rows = "auto"
+    reads_demos = True
+    n_step = 1
 
     @property
     def needs_initial_states(self) -> bool:
@@ -100,6 +106,8 @@ class BCObjective:
     alpha: float
     needs_initial_states = False
     reads_policy_rows = False
+    reads_demos = True
+    n_step = 1
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
                  with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
@@ -117,6 +125,8 @@ class SQILObjective:
     next_value: NextValue = "target"
     needs_initial_states = False
     reads_policy_rows = True
+    reads_demos = True
+    n_step = 1
 
     def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
                  with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
@@ -127,9 +137,45 @@ class SQILObjective:
         return loss, metrics, q
 
 
+@dataclass(frozen=True)
+class SoftQLearning:
+    """Soft Q-learning on the game's reward (reinforcement learning, for training experts), over
+    ``n_step`` steps, with ``td_loss`` and, if ``double_q``, V(s') of the online network's policy:
+    V(s') = Σ_a π(a|s')(Q_target(s',a) − α log π(a|s')) with π = softmax(Q_online(s',·)/α), which
+    as α → 0 is double DQN's Q_target(s', argmax Q_online(s',·)). Else V(s') = α·logsumexp(Q_target(s',·)/α)."""
+
+    alpha: float
+    gamma: float
+    n_step: int = 1
+    double_q: bool = False
+    td_loss: TDLoss = "huber"
+    needs_initial_states = False
+    reads_policy_rows = True
+    reads_demos = False
+
+    def next_value(self, q_net: nn.Module, target_net: nn.Module, next_observations: Tensor) -> Tensor:
+        """V(s'), without gradient."""
+        with torch.no_grad():
+            target_q = target_net(next_observations)
+            if not self.double_q:
+                return soft_value(target_q, self.alpha)
+            log_pi = torch.log_softmax(q_net(next_observations) / self.alpha, dim=1)
+            return (log_pi.exp() * (target_q - self.alpha * log_pi)).sum(dim=1)
+
+    def __call__(self, q_net: nn.Module, target_net: nn.Module, batch: Batch,
+                 with_metrics: bool = True) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        q = q_net(batch["observations"])
+        next_v = self.next_value(q_net, target_net, batch["next_observations"])
+        bootstrap = self.gamma ** batch["steps"].float() * (1.0 - batch["terminated"].float())
+        loss, metrics = soft_q_learning_loss(q, batch["actions"], batch["rewards"], next_v, bootstrap,
+                                             td_loss=self.td_loss, with_metrics=with_metrics)
+        return loss, metrics, q
+
+
 def make_objective(method: str, *, online: bool, alpha: float, gamma: float, variant: str = "value_expert",
                    chi2_alpha: float | None = 0.5, grad_penalty: float = 0.0,
-                   next_value: str = "target", chi2_rows: str = "auto") -> Objective:
+                   next_value: str = "target", chi2_rows: str = "auto", n_step: int = 1, double_q: bool = False,
+                   td_loss: str = "huber") -> Objective:
     """The configured objective; settings that cannot work together raise `ConfigError`."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -141,6 +187,15 @@ def make_objective(method: str, *, online: bool, alpha: float, gamma: float, var
         raise ConfigError(f"unknown chi2_rows {chi2_rows!r}; choose one of {', '.join(CHI2_ROWS)}")
     if grad_penalty > 0 and (method != "iq" or not online):
         raise ConfigError("grad_penalty is a term of online IQ-Learn: it needs method: iq and online: true")
+    if td_loss not in TD_LOSSES:
+        raise ConfigError(f"unknown td_loss {td_loss!r}; choose one of {', '.join(TD_LOSSES)}")
+    if method != "sql" and (n_step != 1 or double_q):
+        raise ConfigError(f"n_step and double_q are options of method: sql, not {method} "
+                          f"(got n_step={n_step}, double_q={double_q})")
+    if method == "sql":
+        if not online:
+            raise ConfigError("method sql learns from the game's reward by playing it: set online.enabled: true")
+        return SoftQLearning(alpha, gamma, n_step, double_q, td_loss)  # type: ignore[arg-type]
     if method == "sqil":
         if not online:
             raise ConfigError("sqil learns from policy samples (reward 0) as well as expert ones: set online: true")
@@ -196,6 +251,8 @@ def soft_q_diagnostics(q: Tensor, actions: Tensor, is_expert: Tensor, alpha: flo
             metrics[f"q_{name}"] = q[rows].max(dim=1).values.mean()
             metrics[f"v_{name}"] = v[rows].mean()
             metrics[f"entropy_{name}"] = entropy[rows].mean()
+    if not is_expert.any():  # reinforcement learning: no demonstrator to agree with
+        return metrics
     return {**metrics, **action_agreement(q[is_expert], actions[is_expert])}
 
 

@@ -21,7 +21,7 @@ from visual_iq.data.augment import random_shift
 from visual_iq.data.buffer import FrameReplayBuffer
 from visual_iq.data.demos import demo_paths, demo_source_name, iter_episodes, stored_frames
 from visual_iq.data.device_replay import DeviceReplay
-from visual_iq.env.envs import FRAME_FIELDS, EnvSettings, check_observation_settings
+from visual_iq.env.envs import FRAME_FIELDS, PROTOCOL_FIELDS, EnvSettings, check_observation_settings
 from visual_iq.data.frame_cache import cached_replay
 
 BATCH_KEYS = ("observations", "actions", "next_observations", "terminated")
@@ -44,16 +44,24 @@ class BatchSource:
 
     A batch is a dict of tensors: ``observations`` and ``next_observations`` (uint8, shifted by
     up to ``augment_shift`` pixels), ``actions``, ``terminated``, ``is_expert`` (the first
-    ``batch_size`` rows), and ``initial_observations`` (episode starts of the demos) if
-    ``initial_states``. With ``device``, the batch is drawn and built on that device (by a torch
+    ``batch_size`` rows, if there are demos: ``expert`` None samples the policy replay alone),
+    ``initial_observations`` (episode starts of the demos) if ``initial_states``, and if ``rewards``
+    the game's ``rewards`` and the ``steps`` each transition spans (``n_step`` > 1: n-step
+    transitions discounted by ``gamma``, `FrameReplayBuffer.gather_n_step`; on the host only). With ``device``, the batch is drawn and built on that device (by a torch
     generator there, seeded from ``seed``: another random stream than the host sampler's).
     """
 
-    def __init__(self, expert: FrameReplayBuffer, policy: FrameReplayBuffer | None = None, *, batch_size: int,
+    def __init__(self, expert: FrameReplayBuffer | None, policy: FrameReplayBuffer | None = None, *, batch_size: int,
                  augment_shift: int = 0, initial_states: bool = False, seed: int = 0,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, rewards: bool = False, n_step: int = 1,
+                 gamma: float = 1.0) -> None:
+        if expert is None and policy is None:
+            raise ValueError("a batch source needs demonstrations, a policy replay or both")
+        if n_step > 1 and device is not None:
+            raise ValueError("n-step transitions are sampled on the host: device replay samples one-step ones")
         self.expert, self.policy = expert, policy
         self.batch_size, self.augment_shift, self.initial_states = batch_size, augment_shift, initial_states
+        self.rewards, self.n_step, self.gamma = rewards, n_step, gamma
         self.rng = np.random.default_rng(seed)
         self.diagnostic_rng = np.random.default_rng(seed + DIAGNOSTIC_STREAM)
         self.generator: torch.Generator | None = None
@@ -62,40 +70,47 @@ class BatchSource:
         if device is not None:
             self.generator = torch.Generator(device).manual_seed(seed)
             self.diagnostic_generator = torch.Generator(device).manual_seed(seed + DIAGNOSTIC_STREAM)
-            self.mirrors = [DeviceReplay(expert, device, static=True)]
+            self.mirrors = [DeviceReplay(expert, device, static=True)] if expert is not None else []
             if policy is not None:
                 self.mirrors.append(DeviceReplay(policy, device))
         self._before_last_sample: dict[str, Any] = self._sampling_state()
 
     @classmethod
-    def from_demos(cls, demos: str | list[str], settings: EnvSettings, *, num_demos: int | None, batch_size: int,
-                   policy_capacity: int | None = None, num_envs: int = 1, augment_shift: int = 0,
-                   initial_states: bool = False, seed: int = 0, device: torch.device | str | None = None,
-                   cache_dir: str | None = None) -> "BatchSource":
+    def from_demos(cls, demos: str | list[str] | None, settings: EnvSettings, *, num_demos: int | None, batch_size: int,
+                   policy_capacity: int | None = None, num_envs: int = 1, cache_dir: str | None = None,
+                   **options: Any) -> "BatchSource":
         """Expert transitions from the demo directory ``demos`` or directories (whose frames must match ``settings``;
-        stacked to its ``stack_size``) and, if ``policy_capacity``, an empty policy replay of that
-        many slots per env. With ``cache_dir``, the expert frames are decoded once into a file
-        there and memory-mapped, shared by every run that reads them (`visual_iq.data.frame_cache`)."""
+        stacked to its ``stack_size``; None: no demos) and, if ``policy_capacity``, an empty policy
+        replay of that many slots per env. With ``cache_dir``, the expert frames are decoded once into a file
+        there and memory-mapped, shared by every run that reads them (`visual_iq.data.frame_cache`).
+        ``options``: the sampling options of `BatchSource`."""
+        frame_shape = (settings.screen_size, settings.screen_size)
+        expert = None if demos is None else cls._expert_replay(demos, settings, num_demos, cache_dir)
+        policy = None
+        if policy_capacity is not None:
+            policy = FrameReplayBuffer(policy_capacity, num_envs, frame_shape, settings.stack_size)
+        return cls(expert, policy, batch_size=batch_size, **options)
+
+    @staticmethod
+    def _expert_replay(demos: str | list[str], settings: EnvSettings, num_demos: int | None,
+                       cache_dir: str | None) -> FrameReplayBuffer:
         # One episode at a time into a buffer sized from the files: the demos in memory once (120 Pong
         # demos are ~6 GB of frames; a list of episodes beside the buffer was twice that at start-up).
         paths = demo_paths(demos, num_demos)
         total_frames = sum(stored_frames(path) for path in paths)
         episodes = iter_episodes(demos, limit=num_demos)
         first = next(episodes)
-        check_observation_settings(first.settings, settings, f"demos in {demo_source_name(demos)}", FRAME_FIELDS)
+        check_observation_settings(first.settings, settings, f"demos in {demo_source_name(demos)}",
+                                   FRAME_FIELDS + PROTOCOL_FIELDS)
 
         def build(frames: np.ndarray | None = None) -> FrameReplayBuffer:
             return FrameReplayBuffer.from_episodes(itertools.chain([first], episodes), settings.stack_size,
                                                    total_frames=total_frames, frames=frames)
 
         frame_shape = (settings.screen_size, settings.screen_size)  # the demos' (checked above)
-        expert = (build() if cache_dir is None else
-                  cached_replay(paths, cache_dir, settings.stack_size, build, total_frames, frame_shape))
-        policy = None
-        if policy_capacity is not None:
-            policy = FrameReplayBuffer(policy_capacity, num_envs, frame_shape, settings.stack_size)
-        return cls(expert, policy, batch_size=batch_size, augment_shift=augment_shift,
-                   initial_states=initial_states, seed=seed, device=device)
+        if cache_dir is None:
+            return build()
+        return cached_replay(paths, cache_dir, settings.stack_size, build, total_frames, frame_shape)
 
     def sample(self, with_policy: bool = True, *, diagnostic: bool = False) -> dict[str, torch.Tensor]:
         """One batch; ``with_policy=False`` leaves the policy rows out (for objectives that never
@@ -105,14 +120,17 @@ class BatchSource:
             generator = self.diagnostic_generator if diagnostic else self.generator
             assert generator is not None
             rng: np.random.Generator | torch.Generator = generator
-            mirrors = self.mirrors if with_policy else self.mirrors[:1]
+            mirrors = self.mirrors if with_policy or self.policy is None else self.mirrors[:1]
             parts = [mirror.sample(self.batch_size, generator) for mirror in mirrors]
         else:
             rng = self.diagnostic_rng if diagnostic else self.rng
-            sources = (self.expert, self.policy) if with_policy else (self.expert,)
-            parts = [buffer.sample(self.batch_size, rng) for buffer in sources if buffer is not None]
-        batch = {key: torch.cat([getattr(part, key) for part in parts]) for key in BATCH_KEYS}
-        batch["is_expert"] = torch.arange(len(batch["actions"]), device=batch["actions"].device) < self.batch_size
+            sources = (self.expert, self.policy) if with_policy or self.expert is None else (self.expert,)
+            parts = [buffer.sample(self.batch_size, rng, self.n_step, self.gamma) for buffer in sources
+                     if buffer is not None]
+        keys = BATCH_KEYS + (("rewards", "steps") if self.rewards else ())
+        batch = {key: torch.cat([_field(part, key) for part in parts]) for key in keys}
+        expert_rows = self.batch_size if self.expert is not None else 0
+        batch["is_expert"] = torch.arange(len(batch["actions"]), device=batch["actions"].device) < expert_rows
         if self.initial_states:
             expert = self.mirrors[0] if self.mirrors else self.expert
             batch["initial_observations"] = expert.sample_initial_observations(self.batch_size, rng)
@@ -165,6 +183,12 @@ class BatchSource:
                                          for key, value in state["policy_buffer"].items()})
             for mirror in self.mirrors[1:]:
                 mirror.reload()
+
+
+def _field(part: Any, key: str) -> torch.Tensor:
+    """A batch field of a sampled part; ``steps`` is 1 for one-step transitions."""
+    value = getattr(part, key)
+    return torch.ones_like(part.actions) if value is None else value
 
 
 class BatchStream(IterableDataset):

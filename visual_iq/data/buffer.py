@@ -33,6 +33,9 @@ class Batch:
     next_observations: torch.Tensor
     terminated: torch.Tensor
     truncated: torch.Tensor
+    steps: torch.Tensor | None = None
+    """Steps from ``observations`` to ``next_observations`` (n-step samples; None: one each).
+    ``rewards`` then holds their discounted sum, and ``terminated`` / ``truncated`` the last step's."""
 
 
 class FrameReplayBuffer:
@@ -184,8 +187,10 @@ class FrameReplayBuffer:
                 return streams, slots
         raise RuntimeError("could not sample valid transitions (buffer almost empty?)")
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        return self.gather(*self.sample_indices(batch_size, rng))
+    def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1, gamma: float = 1.0) -> Batch:
+        """Uniform valid transitions; ``n_step`` > 1: n-step ones (`gather_n_step`)."""
+        indices = self.sample_indices(batch_size, rng)
+        return self.gather(*indices) if n_step == 1 else self.gather_n_step(*indices, n_step, gamma)
 
     def gather(self, streams: np.ndarray, slots: np.ndarray) -> Batch:
         """The transitions starting at ring positions (``streams``, ``slots``), which must be valid."""
@@ -197,6 +202,37 @@ class FrameReplayBuffer:
             next_observations=torch.from_numpy(self._stack(streams, next_slots)),
             terminated=torch.from_numpy(self.terminated[streams, slots]),
             truncated=torch.from_numpy(self.truncated[streams, slots]),
+        )
+
+    def gather_n_step(self, streams: np.ndarray, slots: np.ndarray, n_step: int, gamma: float) -> Batch:
+        """n-step transitions from valid ring positions: up to ``n_step`` steps of the same episode,
+        fewer where it ends (or the newest slot is reached) first. ``rewards`` is Σ γ^j r_j over the
+        m steps taken, ``next_observations`` the observation m steps on and ``steps`` m, so that the
+        target is rewards + γ^m (1 − terminated) V(next_observations)."""
+        rewards = self.rewards[streams, slots].astype(np.float64)
+        steps = np.ones(len(slots), np.int64)
+        last = slots.copy()  # the slot of the last step counted
+        going = np.ones(len(slots), bool)
+        ages = (slots - (self.written - self.size)) % self.capacity
+        for j in range(1, n_step):
+            following, after = (slots + j) % self.capacity, (slots + j + 1) % self.capacity
+            going &= (
+                ~self.terminated[streams, last] & ~self.truncated[streams, last]
+                & (ages + j + 1 < self.size)  # its next observation is written and still live
+                & (self.actions[streams, following] >= 0)
+                & (self.episode_steps[streams, after] == self.episode_steps[streams, following] + 1)
+            )
+            rewards += np.where(going, gamma**j * self.rewards[streams, following], 0.0)
+            steps += going
+            last = np.where(going, following, last)
+        return Batch(
+            observations=torch.from_numpy(self._stack(streams, slots)),
+            actions=torch.from_numpy(self.actions[streams, slots].astype(np.int64)),
+            rewards=torch.from_numpy(rewards.astype(np.float32)),
+            next_observations=torch.from_numpy(self._stack(streams, (last + 1) % self.capacity)),
+            terminated=torch.from_numpy(self.terminated[streams, last]),
+            truncated=torch.from_numpy(self.truncated[streams, last]),
+            steps=torch.from_numpy(steps),
         )
 
     def sample_initial_observations(self, batch_size: int, rng: np.random.Generator) -> torch.Tensor:

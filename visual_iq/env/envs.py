@@ -29,6 +29,7 @@ from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
 from visual_iq.errors import EnvSettingsError
 from visual_iq.env.fire import FireOnNewLife, VectorFireOnNewLife
+from visual_iq.env.lives import VectorLifeLossEnds
 
 gym.register_envs(ale_py)
 # Pixel envs of our own (tests, examples; registered by the package): they emit (H, W) uint8
@@ -44,6 +45,9 @@ FRAME_FIELDS = ("game", "frame_skip", "screen_size", "crop_top", "crop_bottom")
 """Settings that change the frames themselves: demos must match them."""
 OBSERVATION_FIELDS = FRAME_FIELDS + ("stack_size",)
 """Settings that change what the network sees: a checkpoint must match them."""
+PROTOCOL_FIELDS = ("sticky_actions",)
+"""Settings that change how the game responds to actions: training on demos, or starting from a network,
+of the other protocol (sticky actions, or none as in the IQ-Learn paper) is refused."""
 
 
 def _game_names() -> dict[str, str]:
@@ -97,7 +101,11 @@ class EnvSettings:
     noop_max: int = NOOP_MAX
     """Up to this many no-op steps after each reset (0 disables)."""
     terminal_on_life_loss: bool = False
-    """End episodes when a life is lost (training signal only; off matches the real game)."""
+    """End training episodes when a life is lost (a training signal: evaluation plays whole games)."""
+    clip_rewards: bool = False
+    """Train on the sign of each reward, -1, 0 or +1 (a training signal: evaluation scores the game's own
+    points). With ``terminal_on_life_loss``, ``fire_on_new_life``, no sticky actions and no-op starts this is
+    the protocol of DQN and of the IQ-Learn paper's Atari experiments."""
     fire_on_new_life: bool = False
     """Press FIRE for the agent on the first step of every episode and every life after a lost one
     (`visual_iq.env.fire`; for games that wait for it, e.g. Breakout's ball). Off matches the real game."""
@@ -147,6 +155,10 @@ class EnvSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def for_evaluation(self) -> "EnvSettings":
+        """These settings without the training signals: whole games (every life) and the game's own score."""
+        return dataclasses.replace(self, terminal_on_life_loss=False, clip_rewards=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EnvSettings":
@@ -205,6 +217,8 @@ def make_env(
         env, functools.partial(crop_and_resize, settings=settings),
         gym.spaces.Box(0, 255, (settings.screen_size, settings.screen_size), np.uint8))
     env = FrameStackObservation(env, stack_size=settings.stack_size, padding_type="zero")
+    if settings.clip_rewards:
+        env = gym.wrappers.TransformReward(env, lambda reward: float(np.sign(reward)))
     if settings.fire_on_new_life:
         env = FireOnNewLife(env, fire_action(settings.env_id))
     env.settings = settings  # type: ignore[attr-defined]
@@ -308,10 +322,12 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
     by side do not oversubscribe the cores.
 
     Defaults of `AtariVectorEnv` that differ from the python pipeline (reward clipping, FIRE on
-    reset, sticky actions 0) are overridden here. With ``sticky_actions=0`` and ``noop_max=0`` the
+    reset, sticky actions 0) are overridden here by the settings' own. With ``sticky_actions=0`` and ``noop_max=0`` the
     two give identical observations and rewards for the same seed and actions (tested); with
     no-op starts both draw 0..noop_max no-ops, but from different random generators.
     ``fire_on_new_life`` wraps it in `VectorFireOnNewLife`, as `make_env` wraps the single env.
+    ``terminal_on_life_loss`` ends an episode at each lost life while the game goes on
+    (`VectorLifeLossEnds`); the single env's (gymnasium's) starts a new game at the next reset.
     Episodes auto-reset on the step after they end (``AutoresetMode.NEXT_STEP``); the action
     passed on that step is ignored and the reward is 0. Non-Atari envs get a `SyncVectorEnv`
     of `make_env` with the same autoreset mode.
@@ -334,13 +350,15 @@ def make_vector_env(settings: EnvSettings, num_envs: int) -> gym.vector.VectorEn
         frameskip=settings.frame_skip,
         maxpool=True,
         noop_max=settings.noop_max,
-        episodic_life=settings.terminal_on_life_loss,
-        reward_clipping=False,
+        episodic_life=False,  # it resets the whole game at a lost life: `visual_iq.env.lives` instead
+        reward_clipping=settings.clip_rewards,
         use_fire_reset=False,
         num_threads=min(num_envs, torch.get_num_threads()),
     )
     if settings.cropped:
         env = _VectorCrop(env, settings)
+    if settings.terminal_on_life_loss:
+        env = VectorLifeLossEnds(env)
     return VectorFireOnNewLife(env, fire_action(settings.env_id)) if settings.fire_on_new_life else env
 
 

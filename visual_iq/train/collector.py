@@ -9,6 +9,7 @@ import numpy as np
 
 from visual_iq.data.buffer import FrameReplayBuffer
 from visual_iq.env.envs import EnvSettings
+from visual_iq.train.config import Online
 from visual_iq.train.rollout import Policy, VectorRollout
 
 
@@ -55,3 +56,10 @@ def env_steps_before_update(update: int, env_steps_per_update: float) -> int:
     """Steps of every env to take before update ``update`` (0-based), ``env_steps_per_update`` on
     average: 1 → 1 each; 4 → 4 each; 0.25 → 1 before every 4th update (the 4th, 8th, ...)."""
     return math.floor((update + 1) * env_steps_per_update) - math.floor(update * env_steps_per_update)
+
+
+def env_steps_at_update(update: int, online: Online) -> int:
+    """Env steps (of all envs together) taken before update ``update`` of an online run: the warm-up's,
+    then `env_steps_before_update`'s (steps after an episode's end, which only reset, included)."""
+    warmup = -(-online.learning_starts // online.num_envs)
+    return online.num_envs * (warmup + math.floor(update * online.env_steps_per_update))

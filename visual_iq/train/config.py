@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 
 from visual_iq.algo.agent import has_flat_settings
-from visual_iq.algo.losses import Chi2Rows, Variant
+from visual_iq.algo.losses import Chi2Rows, TDLoss, Variant
 from visual_iq.algo.networks import Precision
 from visual_iq.algo.objectives import Method, NextValue
 from visual_iq.env.envs import EnvSettings
@@ -36,8 +36,9 @@ def _refuse(group: str, rules: dict[str, bool], values: Any, why: str) -> None:
 class Data:
     """The demonstrations and how batches are drawn from them."""
 
-    demos: str | list[str] = "demos/pong"
-    """Directory of demonstration episodes, or a list of them (read in that order)."""
+    demos: str | list[str] | None = "demos/pong"
+    """Directory of demonstration episodes, or a list of them (read in that order); null for ``method: sql``,
+    which learns from the game's reward."""
     num_demos: int | None = None
     """Use only the first N demo episodes (null: all; more than there are is an error)."""
     demo_cache: str | None = None
@@ -58,8 +59,9 @@ class Objective:
     """What is learned: IQ-Learn, or a baseline on the same network and data."""
 
     method: Method = "iq"
-    """``iq`` (IQ-Learn), ``bc`` (behavioural cloning of softmax(Q/α)) or ``sqil`` (soft Q-learning,
-    reward 1 expert / 0 policy; online only)."""
+    """``iq`` (IQ-Learn), ``bc`` (behavioural cloning of softmax(Q/α)), ``sqil`` (soft Q-learning,
+    reward 1 expert / 0 policy; online only) or ``sql`` (soft Q-learning on the game's reward, no demos:
+    reinforcement learning, to train experts; online only)."""
     variant: Variant = "value_expert"
     """Value term of the IQ loss: ``value_expert`` (expert states), ``value`` (expert and policy), ``v0`` (episode starts)."""
     alpha: float = 0.01
@@ -75,12 +77,18 @@ class Objective:
     """Weight of a gradient penalty on V between expert and policy states (online IQ)."""
     next_value: NextValue = "target"
     """V(s') from the ``target`` network (no gradient) or the ``online`` one (with gradient, as official)."""
+    n_step: int = 1
+    """``sql``: learn from n-step returns Σ γ^j r_j + γ^n V(s_n) (fewer steps where the episode ends)."""
+    double_q: bool = False
+    """``sql``: V(s') under the online network's policy with the target network's Q (double DQN as α → 0)."""
+    td_loss: TDLoss = "huber"
+    """``sql``: ``huber`` (DQN's: square within ±1, linear beyond) or ``mse``."""
 
     def __post_init__(self) -> None:
         _refuse("objective", {"alpha": self.alpha > 0, "gamma": 0 <= self.gamma < 1,
                               "chi2_alpha": self.chi2_alpha is None or self.chi2_alpha > 0,
-                              "grad_penalty": self.grad_penalty >= 0}, self,
-                "alpha, chi2_alpha > 0; 0 <= gamma < 1; grad_penalty >= 0")
+                              "grad_penalty": self.grad_penalty >= 0, "n_step": self.n_step >= 1}, self,
+                "alpha, chi2_alpha > 0; 0 <= gamma < 1; grad_penalty >= 0; n_step >= 1")
 
 
 @dataclass(frozen=True)
@@ -122,11 +130,20 @@ class Online:
     """Policy transitions collected before the first update."""
     warmup: Literal["policy", "uniform"] = "policy"
     """Who acts for those: ``policy`` (the untrained soft-Q policy) or ``uniform`` (random, as official)."""
+    epsilon_start: float = 0.0
+    """Probability of a uniformly random action instead of the soft-Q policy's at the first env step (ε-greedy)."""
+    epsilon_end: float = 0.0
+    """That probability from ``epsilon_steps`` env steps (of all envs together) on; it falls linearly in between."""
+    epsilon_steps: int = 0
+    """Env steps over which ε falls from ``epsilon_start`` to ``epsilon_end``."""
 
     def __post_init__(self) -> None:
         _refuse("online", {"num_envs": self.num_envs >= 1, "env_steps_per_update": self.env_steps_per_update > 0,
-                           "buffer_capacity": self.buffer_capacity >= 2, "learning_starts": self.learning_starts >= 0},
-                self, "num_envs >= 1, env_steps_per_update > 0, buffer_capacity >= 2, learning_starts >= 0")
+                           "buffer_capacity": self.buffer_capacity >= 2, "learning_starts": self.learning_starts >= 0,
+                           "epsilon_start": 0 <= self.epsilon_start <= 1, "epsilon_end": 0 <= self.epsilon_end <= 1,
+                           "epsilon_steps": self.epsilon_steps >= 0},
+                self, "num_envs >= 1, env_steps_per_update > 0, buffer_capacity >= 2, learning_starts >= 0, "
+                      "epsilons in [0, 1], epsilon_steps >= 0")
 
 
 @dataclass(frozen=True)
@@ -171,6 +188,15 @@ class Speed:
         _refuse("speed", {"updates_per_step": self.updates_per_step == 1 or
                           (self.updates_per_step > 1 and self.whole_update)}, self,
                 "updates_per_step above 1 needs whole_update")
+
+
+def check_demos_for(objective: Objective, data: Data) -> None:
+    """Refuse demos for an objective that learns from the game's reward, and no demos for one that imitates."""
+    if objective.method == "sql" and data.demos is not None:
+        raise ConfigError(f"objective.method=sql learns from the game's reward alone: set data.demos: null "
+                          f"(it is {data.demos!r})")
+    if objective.method != "sql" and data.demos is None:
+        raise ConfigError(f"objective.method={objective.method} imitates demonstrations: set data.demos")
 
 
 GROUPS: dict[str, type] = {"env": EnvSettings, "data": Data, "objective": Objective, "optim": Optim,

@@ -1,5 +1,8 @@
 """Evaluation episodes in the real env (sticky actions as configured), one per vectorised env.
 
+They are whole games scored by the game's own points, whatever the training signals
+(`EnvSettings.for_evaluation`: no end at a lost life, no reward clipping).
+
 Validation (which picks the best checkpoint) and test play different episodes, so a test of the
 best checkpoint is not the evaluation that selected it: their env seeds start at
 `VALIDATION_SEED` plus the run's seed (each seed of a run is validated on its own games) and at
@@ -81,6 +84,7 @@ def evaluate(
     ``max_steps`` steps count as they stand. ``record_first``: also return the first env's
     episode as an `Episode`.
     """
+    settings = settings.for_evaluation()  # whole games, the game's own score
     returns, lengths, first_episode = [], [], None
     for start in range(0, episodes, envs_at_once):
         group = _play_group(policy, settings, min(envs_at_once, episodes - start), seed + start,

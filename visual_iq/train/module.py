@@ -16,7 +16,6 @@ from functools import partial
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
@@ -25,13 +24,13 @@ from visual_iq.algo.agent import SoftQAgent, prepare_checkpoint_to_load
 from visual_iq.data.batches import BatchSource, BatchStream, OneDummyItem, sampling_device
 from visual_iq.train.gpu.capture import UpdateLoss, capture_blocker
 from visual_iq.train.checkpoints import run_checkpoints
-from visual_iq.train.collector import Collector, env_steps_before_update
-from visual_iq.train.config import Data, Evaluation, Network, Objective, Online, Optim, Speed, as_group
+from visual_iq.train.collector import Collector, env_steps_at_update, env_steps_before_update
+from visual_iq.train.config import Data, Evaluation, Network, Objective, Online, Optim, Speed, as_group, check_demos_for
 from visual_iq.env.envs import EnvSettings, num_actions
 from visual_iq.train.evaluation import TEST_SEED, VALIDATION_SEED, EvaluationResult, evaluate, log_video, validation_metrics
 from visual_iq.algo.networks import build_q_network, polyak_update, resolve_precision
 from visual_iq.algo.objectives import make_objective, training_metrics
-from visual_iq.train.rollout import Policy, uniform_policy
+from visual_iq.train.exploration import Explorer
 from visual_iq.train.schedule import LearningRateDrop
 from visual_iq.train.gpu.whole_update import UpdatesInSteps, WholeUpdate, carry_update_count, run_updates
 
@@ -67,6 +66,7 @@ class IQLearn(L.LightningModule):
         self.save_hyperparameters({"env": self.settings.to_dict(), "network": network, "seed": seed,
                                    **{name: asdict(group) for name, group in groups.items()}})
         self.objective = make_objective(online=self.online.enabled, **asdict(self.objective_config))
+        check_demos_for(self.objective_config, self.data)
         self.q_net = build_q_network(network, num_actions(self.settings), self.settings.stack_size,
                                      self.settings.screen_size)
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
@@ -99,34 +99,31 @@ class IQLearn(L.LightningModule):
     def build_batch_source(self, device: torch.device | None = None) -> BatchSource:
         """Batches from the demos (checked against the env settings) and, online, an empty policy
         replay; sampled on ``device`` if given, else on the host."""
-        data, online = self.data, self.online
+        data, online, objective = self.data, self.online, self.objective
         return BatchSource.from_demos(data.demos, self.settings, num_demos=data.num_demos, batch_size=data.batch_size,
                                       policy_capacity=online.buffer_capacity if online.enabled else None,
                                       num_envs=online.num_envs, augment_shift=data.augment_shift,
-                                      initial_states=self.objective.needs_initial_states, seed=self._rank_seed(),
-                                      device=device, cache_dir=data.demo_cache)
+                                      initial_states=objective.needs_initial_states, seed=self._rank_seed(),
+                                      device=device, cache_dir=data.demo_cache, rewards=not objective.reads_demos,
+                                      n_step=objective.n_step, gamma=self.objective_config.gamma)
 
     def on_fit_start(self) -> None:
         online = self.online
         if online.enabled and self.collector is None:
             assert self.batches is not None and self.batches.policy is not None
             resumed = self.batches.policy.written > 0
+            self.explorer = Explorer(self.agent, self.q_net.num_actions, (online.epsilon_start, online.epsilon_end,
+                                     online.epsilon_steps), seed=self._rank_seed() + 3 + 1000 * self.global_step)
             self.collector = Collector(self.settings, online.num_envs, self.batches.policy,
                                        seed=self._rank_seed() + 1000 * self.global_step)
             if not resumed:
-                self.collector.collect(self._warmup_policy(), -(-online.learning_starts // online.num_envs))
+                warmup = self.explorer.warmup(online.warmup == "uniform", seed=self._rank_seed() + 2)
+                self.collector.collect(warmup, -(-online.learning_starts // online.num_envs))
 
     def on_fit_end(self) -> None:
         if self.collector is not None:
             self.collector.close()
             self.collector = None
-
-    def _explore(self, observations: np.ndarray) -> np.ndarray:
-        return self.agent.act(observations, sample=True)
-
-    def _warmup_policy(self) -> Policy:
-        uniform = self.online.warmup == "uniform"
-        return uniform_policy(self.q_net.num_actions, seed=self._rank_seed() + 2) if uniform else self._explore
 
     def _rank_seed(self) -> int:
         """This process's seed: ``seed`` on rank 0 (and without DDP), distinct on every other rank."""
@@ -159,7 +156,8 @@ class IQLearn(L.LightningModule):
     def _act_before_update(self, update: int) -> None:
         """Online: the env steps due before update number ``update``, then their slots to the device replay."""
         if self.collector is not None and self.batches is not None:
-            self.collector.collect(self._explore, env_steps_before_update(update, self.online.env_steps_per_update))
+            steps = env_steps_before_update(update, self.online.env_steps_per_update)
+            self.collector.collect(self.explorer.policy(env_steps_at_update(update, self.online)), steps)
             self.batches.sync()  # sampling in a recorded graph cannot copy them itself
 
     def _whole_updates(self) -> torch.Tensor:
@@ -207,6 +205,7 @@ class IQLearn(L.LightningModule):
         result = self._evaluate(VALIDATION_SEED + self.seed, record_first=evaluation.video or evaluation.reward_correlation)
         # eval/updates: Lightning logs validation at the step index before the update count.
         metrics = validation_metrics(result, self.global_step, self.agent if evaluation.reward_correlation else None)
+        metrics.update({"eval/env_steps": float(env_steps_at_update(self.global_step, self.online))} if self.online.enabled else {})
         episode = result.first_episode
         # Every rank played the same episodes with the same weights: syncing averages equal values.
         self.log_dict(metrics, prog_bar=False, sync_dist=True)

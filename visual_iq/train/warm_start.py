@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 from torch import nn
 
+from visual_iq.env.envs import OBSERVATION_FIELDS, PROTOCOL_FIELDS
 from visual_iq.algo.agent import (NETWORK_PREFIX, TARGET_PREFIX, check_checkpoint_settings, network_weights, read_checkpoint,
                              with_target_network)
 from visual_iq.errors import CheckpointError
@@ -50,7 +51,7 @@ class WarmStart(L.Callback):
         if saved_network != network:
             raise CheckpointError(f"{source} holds a {saved_network!r} network, this config builds {network!r}: "
                                   f"set --model.network {saved_network}")
-        check_checkpoint_settings(saved, pl_module.settings, source)
+        check_checkpoint_settings(saved, pl_module.settings, source, OBSERVATION_FIELDS + PROTOCOL_FIELDS)
         state_dict = with_target_network(saved["state_dict"])
         load_network_weights(pl_module.q_net, state_dict, NETWORK_PREFIX, source)
         load_network_weights(pl_module.target_net, state_dict, TARGET_PREFIX, source)

@@ -1,0 +1,217 @@
+"""Reinforcement learning from the game's reward (``method: sql``) and the paper's env protocol."""
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import CATCH_DEMOS, iq_learn
+
+from visual_iq.algo.losses import soft_q_learning_loss, soft_value
+from visual_iq.algo.objectives import SoftQLearning, make_objective
+from visual_iq.data.batches import BatchSource
+from visual_iq.data.buffer import FrameReplayBuffer
+from visual_iq.env.envs import EnvSettings, make_vector_env
+from visual_iq.errors import ConfigError, EnvSettingsError
+from visual_iq.train.evaluation import evaluate
+from visual_iq.train.exploration import Explorer, linear_epsilon
+from visual_iq.train.rollout import VectorRollout, uniform_policy
+
+PAPER_PROTOCOL = dict(sticky_actions=0.0, noop_max=30, terminal_on_life_loss=True, fire_on_new_life=True,
+                      clip_rewards=True)
+
+
+# ------------------------------------------------------------------ the env protocol
+def test_a_lost_life_ends_the_training_episode_and_the_game_plays_on():
+    env = make_vector_env(EnvSettings("Breakout", **PAPER_PROTOCOL), 1)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    ends, frame_before = [], 0
+    for _ in range(3000):
+        observations, rewards, terminated, truncated, info = env.step(rng.integers(4, size=1))
+        frame = int(info["episode_frame_number"][0])
+        if ends and ends[-1]["step"] == "next":  # the step after an end: it starts the next episode
+            ends[-1].update(step="done", lives_after=int(info["lives"][0]), frame_after=frame,
+                            reward=float(rewards[0]), older_frames=int(observations[0, :-1].max()),
+                            newest=int(observations[0, -1].max()))
+        if terminated[0]:
+            ends.append({"step": "next", "lives": int(info["lives"][0]), "frame": frame})
+        if len(ends) == 3 and ends[-1]["step"] == "done":
+            break
+        frame_before = frame
+    assert [end["lives"] for end in ends] == [4, 3, 2]  # one episode per life, in one game
+    for end in ends:
+        assert end["lives_after"] == end["lives"]  # not a new game: the lives stay lost
+        assert end["frame_after"] > end["frame"]  # and the game's frame count goes on
+        assert end["reward"] == 0.0 and end["older_frames"] == 0 and end["newest"] > 0  # a reset observation
+    assert frame_before > 0
+    env.close()
+
+
+def test_rewards_are_clipped_for_training_and_evaluation_scores_whole_games():
+    """Space Invaders pays 5-30 points an invader: training sees their sign, evaluation the score."""
+    training = EnvSettings("SpaceInvaders", **PAPER_PROTOCOL)
+    rollout = VectorRollout(training, 2, seed=0)
+    policy = uniform_policy(6, seed=0)
+    clipped_rewards = np.concatenate([rollout.step(policy).rewards for _ in range(400)])
+    rollout.close()
+    raw = VectorRollout(dataclasses.replace(training, clip_rewards=False), 2, seed=0)
+    policy = uniform_policy(6, seed=0)
+    raw_rewards = np.concatenate([raw.step(policy).rewards for _ in range(400)])
+    raw.close()
+    assert set(np.unique(clipped_rewards)) <= {0.0, 1.0} and clipped_rewards.sum() > 0
+    assert raw_rewards.max() > 1
+    np.testing.assert_array_equal(clipped_rewards, np.sign(raw_rewards))  # the same game, its rewards signed
+
+    played = evaluate(uniform_policy(6, seed=1), training, 1, seed=5)
+    whole = evaluate(uniform_policy(6, seed=1), training.for_evaluation(), 1, seed=5)
+    np.testing.assert_array_equal(played.returns, whole.returns)
+    assert played.returns[0] > 5 and played.returns[0] % 5 == 0  # points, not signs
+    first_life = VectorRollout(training, 1, seed=5)  # the same game as trained on: it ends at the first lost life
+    policy, steps = uniform_policy(6, seed=1), 0
+    while not first_life.step(policy).done[0]:
+        steps += 1
+    first_life.close()
+    assert played.lengths[0] > steps + 1  # every life of the game
+
+
+def test_for_evaluation_drops_only_the_training_signals():
+    settings = EnvSettings("Breakout", **PAPER_PROTOCOL)
+    assert settings.for_evaluation().differences(settings) == ["terminal_on_life_loss: False != True",
+                                                               "clip_rewards: False != True"]
+
+
+# ------------------------------------------------------------------ n-step transitions
+def _buffer_with_episode(rewards, capacity=32):
+    """One stream holding an episode of len(rewards) steps still running (frame t filled with t; the newest, 99)."""
+    buffer = FrameReplayBuffer(capacity, 1, (2, 2), stack_size=2)
+    for t, reward in enumerate(rewards):
+        buffer.add_observations(np.full((1, 2, 2, 2), t, np.uint8), np.array([t]))
+        buffer.add_outcomes(np.array([1]), np.array([reward], np.float32), np.array([False]), np.array([False]))
+    buffer.add_observations(np.full((1, 2, 2, 2), 99, np.uint8), np.array([len(rewards)]))
+    return buffer
+
+
+def test_n_step_transitions_sum_discounted_rewards_and_stop_at_the_episode_end():
+    buffer = _buffer_with_episode([1.0, 2.0, 4.0, 8.0, 16.0])
+    batch = buffer.gather_n_step(np.zeros(3, np.int64), np.array([0, 2, 3]), n_step=3, gamma=0.5)
+    np.testing.assert_allclose(batch.rewards.numpy(), [1 + 0.5 * 2 + 0.25 * 4, 4 + 0.5 * 8 + 0.25 * 16, 8 + 0.5 * 16])
+    assert batch.steps.tolist() == [3, 3, 2]  # the last one reaches the newest observation after 2
+    assert batch.next_observations[:, -1, 0, 0].tolist() == [3, 99, 99]  # 2 + 3 = 5 is the newest slot
+    one_step = buffer.gather(np.zeros(3, np.int64), np.array([0, 2, 3]))
+    batch_of_one = buffer.gather_n_step(np.zeros(3, np.int64), np.array([0, 2, 3]), n_step=1, gamma=0.5)
+    for key in ("rewards", "next_observations", "terminated"):
+        assert torch.equal(getattr(one_step, key), getattr(batch_of_one, key))
+
+    ended = FrameReplayBuffer(16, 1, (2, 2), stack_size=2)
+    for t, (reward, terminal) in enumerate([(1.0, False), (1.0, True)]):
+        ended.add_observations(np.full((1, 2, 2, 2), t, np.uint8), np.array([t]))
+        ended.add_outcomes(np.array([0]), np.array([reward], np.float32), np.array([terminal]), np.array([False]))
+    ended.add_observations(np.full((1, 2, 2, 2), 7, np.uint8), np.array([2]))  # the terminal observation
+    ended.add_observations(np.full((1, 2, 2, 2), 50, np.uint8), np.array([0]))  # the next episode's first
+    ended.add_outcomes(np.array([0]), np.array([5.0], np.float32), np.array([False]), np.array([False]))
+    ended.add_observations(np.full((1, 2, 2, 2), 51, np.uint8), np.array([1]))
+    batch = ended.gather_n_step(np.zeros(1, np.int64), np.array([0]), n_step=5, gamma=0.5)
+    assert batch.rewards.tolist() == [1.5] and batch.steps.tolist() == [2] and batch.terminated.tolist() == [True]
+    assert batch.next_observations[0, -1, 0, 0] == 7  # the terminal observation, not the next episode's
+
+
+def test_batches_for_reinforcement_learning_come_from_the_policy_replay_alone():
+    policy = _buffer_with_episode([1.0] * 10)
+    source = BatchSource(None, policy, batch_size=6, rewards=True, n_step=3, gamma=0.5)
+    batch = source.sample()
+    assert not batch["is_expert"].any() and len(batch["actions"]) == 6
+    assert set(batch["steps"].tolist()) <= {1, 2, 3} and 3 in batch["steps"].tolist()
+    np.testing.assert_allclose(batch["rewards"].numpy(), [(1 - 0.5**k) / 0.5 for k in batch["steps"].tolist()])
+    with pytest.raises(ValueError, match="host"):
+        BatchSource(None, policy, batch_size=6, rewards=True, n_step=3, device="cpu")
+
+
+# ------------------------------------------------------------------ the loss
+class FixedQ(nn.Module):
+    def __init__(self, values):
+        super().__init__()
+        self.values = torch.tensor(values)
+        self.weight = nn.Parameter(torch.zeros(()))
+
+    def forward(self, observations):
+        return self.values.expand(len(observations), -1) + self.weight
+
+
+def test_double_q_values_the_next_state_with_the_online_policy_and_target_q():
+    online, target = FixedQ([0.0, 1.0]), FixedQ([5.0, -5.0])
+    next_observations = torch.zeros(2, 1)
+    plain = SoftQLearning(alpha=1e-3, gamma=0.9).next_value(online, target, next_observations)
+    double = SoftQLearning(alpha=1e-3, gamma=0.9, double_q=True).next_value(online, target, next_observations)
+    torch.testing.assert_close(plain, torch.full((2,), 5.0))  # max of the target's Q
+    torch.testing.assert_close(double, torch.full((2,), -5.0))  # the target's Q of the online argmax
+    soft = SoftQLearning(alpha=1.0, gamma=0.9, double_q=True).next_value(target, target, next_observations)
+    torch.testing.assert_close(soft, soft_value(target(next_observations), 1.0))  # one network: the soft value
+
+
+def test_the_target_is_n_step_returns_plus_the_discounted_next_value():
+    q = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    loss, metrics = soft_q_learning_loss(q, torch.tensor([0, 1]), torch.tensor([1.0, 2.0]), torch.tensor([10.0, 10.0]),
+                                         torch.tensor([0.5, 0.0]), td_loss="mse")
+    assert metrics["td_target"] == pytest.approx((6.0 + 2.0) / 2)
+    assert loss == pytest.approx((36 + 4) / 2)
+    huber, _ = soft_q_learning_loss(q, torch.tensor([0, 1]), torch.tensor([1.0, 2.0]), torch.tensor([10.0, 10.0]),
+                                    torch.tensor([0.5, 0.0]), td_loss="huber")
+    assert huber == pytest.approx((5.5 + 1.5) / 2)  # linear beyond 1: |e| − 0.5
+
+
+def test_the_objective_reads_steps_and_terminal_flags():
+    online = FixedQ([1.0, 0.0])
+    batch = {"observations": torch.zeros(3, 1), "next_observations": torch.zeros(3, 1), "actions": torch.tensor([0, 0, 0]),
+             "rewards": torch.tensor([1.0, 1.0, 1.0]), "steps": torch.tensor([1, 3, 3]),
+             "terminated": torch.tensor([False, False, True])}
+    loss, metrics, _ = SoftQLearning(alpha=1e-3, gamma=0.5, td_loss="mse")(online, copy.deepcopy(online), batch)
+    assert metrics["td_target"] == pytest.approx((1 + 0.5 + 1 + 0.125 + 1) / 3, abs=1e-3)
+
+
+# ------------------------------------------------------------------ exploration
+def test_epsilon_falls_linearly_then_stays():
+    assert [linear_epsilon(s, 1.0, 0.1, 100) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+def test_the_explorer_acts_uniformly_at_epsilon_one_and_by_the_policy_at_zero():
+    agent = type("Agent", (), {"act": lambda self, observations, sample: np.zeros(len(observations), np.int64)})()
+    explorer = Explorer(agent, 4, (1.0, 0.0, 1000), seed=0)
+    observations = np.zeros((4000, 1))
+    assert set(explorer.policy(0)(observations).tolist()) == {0, 1, 2, 3}
+    assert np.mean(explorer.policy(500)(observations) == 0) == pytest.approx(0.625, abs=0.03)  # ε 0.5: 0.5 + 0.5/4
+    assert set(explorer.policy(1000)(observations).tolist()) == {0}
+
+
+# ------------------------------------------------------------------ learning and bad input
+def test_soft_q_learning_learns_catch_from_its_reward_alone(train):
+    settings = dict(method="sql", demos=None, enabled=True, num_envs=4, learning_starts=200, alpha=0.01,
+                    double_q=True, epsilon_start=1.0, epsilon_end=0.05, epsilon_steps=3000, target_tau=1.0,
+                    target_update_interval=100)
+    untrained = iq_learn(game="visual_iq/Catch-v0", network="small", **settings)
+    before = evaluate(untrained.agent.act, untrained.settings, 20, seed=123).mean
+    model = train(1200, **settings)
+    after = evaluate(model.agent.act, model.settings, 20, seed=123).mean
+    assert after >= 1.5 and after > before + 2.5, (before, after)  # random play: about -3.5 of +5
+
+
+def test_reinforcement_learning_settings_that_cannot_work_are_refused():
+    with pytest.raises(ConfigError, match="online.enabled"):
+        make_objective("sql", online=False, alpha=0.01, gamma=0.99)
+    with pytest.raises(ConfigError, match="n_step and double_q"):
+        make_objective("iq", online=True, alpha=0.01, gamma=0.99, n_step=3)
+    with pytest.raises(ConfigError, match="data.demos: null"):
+        iq_learn(game="visual_iq/Catch-v0", method="sql", enabled=True, demos=CATCH_DEMOS)
+    with pytest.raises(ConfigError, match="imitates demonstrations"):
+        iq_learn(game="visual_iq/Catch-v0", method="iq", demos=None)
+    with pytest.raises(ConfigError, match="n_step"):
+        iq_learn(game="visual_iq/Catch-v0", method="sql", enabled=True, demos=None, n_step=0)
+
+
+def test_demos_of_the_other_protocol_are_refused_naming_them(catch_settings):
+    no_sticky = EnvSettings("visual_iq/Catch-v0", sticky_actions=0.0)
+    with pytest.raises(EnvSettingsError, match=r"tests/data/catch.*sticky_actions: 0.25 != 0.0"):
+        BatchSource.from_demos(CATCH_DEMOS, no_sticky, num_demos=2, batch_size=4)
