@@ -215,3 +215,73 @@ def test_demos_of_the_other_protocol_are_refused_naming_them(catch_settings):
     no_sticky = EnvSettings("visual_iq/Catch-v0", sticky_actions=0.0)
     with pytest.raises(EnvSettingsError, match=r"tests/data/catch.*sticky_actions: 0.25 != 0.0"):
         BatchSource.from_demos(CATCH_DEMOS, no_sticky, num_demos=2, batch_size=4)
+
+
+# ------------------------------------------------------------------ demos from a trained agent
+@pytest.fixture
+def one_thread():
+    """What `visual-iq record` sets by default (one observation at a time: 17x faster than 2 threads beside a run)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _agent_checkpoint(path, **env):
+    """An untrained Pong agent's checkpoint (alpha 1: its sampled actions vary), trained in ``env``'s protocol."""
+    model = iq_learn(game="Pong", network="small", method="sql", demos=None, enabled=True, alpha=1.0,
+                     max_episode_frames=2000, **env)
+    torch.save({"env_settings": model.settings.to_dict(), "hyper_parameters": dict(model.hparams),
+                "state_dict": model.state_dict(), "exported_agent": True}, path)
+    return path
+
+
+@pytest.mark.parametrize("sticky", [0.0, 0.25])
+def test_agent_demos_sample_the_policy_in_its_protocol_and_replay_exactly(tmp_path, sticky, one_thread):
+    from visual_iq.data.demos import load_episodes
+    from visual_iq.record.recorder import record_agent
+    from visual_iq.record.replay import replay
+
+    ckpt = _agent_checkpoint(tmp_path / "agent.ckpt", **{**PAPER_PROTOCOL, "sticky_actions": sticky})
+    record_agent(ckpt, tmp_path / "demos", episodes=2, sample=True, seed=4, progress=lambda _m: None)
+    episodes = load_episodes(tmp_path / "demos")
+    for episode in episodes:
+        assert episode.settings.sticky_actions == sticky  # the checkpoint's protocol
+        assert not episode.settings.terminal_on_life_loss and not episode.settings.clip_rewards  # whole games, scored
+        assert episode.extra["acting"] == "sample" and len(set(episode.actions.tolist())) >= 4
+        assert sum(1 for _ in replay(episode)) == episode.length + 1  # every step replays from seed + actions
+    record_agent(ckpt, tmp_path / "again", episodes=1, sample=True, seed=4, progress=lambda _m: None)
+    assert np.array_equal(load_episodes(tmp_path / "again")[0].actions, episodes[0].actions)
+
+
+def test_agent_demos_keep_only_games_at_or_above_a_return(tmp_path, one_thread):
+    from visual_iq.data.demos import load_episodes
+    from visual_iq.errors import DemoError
+    from visual_iq.record.recorder import record_agent
+
+    ckpt = _agent_checkpoint(tmp_path / "agent.ckpt", **PAPER_PROTOCOL)
+    messages = []
+    record_agent(ckpt, tmp_path / "kept", episodes=1, min_return=-30, progress=messages.append)
+    assert len(load_episodes(tmp_path / "kept")) == 1 and load_episodes(tmp_path / "kept")[0].extra["min_return"] == -30
+    with pytest.raises(DemoError, match="only 0 of 2 games scored at least 21"):
+        record_agent(ckpt, tmp_path / "none", episodes=1, min_return=21, max_games=2, progress=messages.append)
+    assert not (tmp_path / "none").exists() or not list((tmp_path / "none").iterdir())
+    assert any("not kept" in message for message in messages)
+
+
+def test_the_record_tool_acts_on_one_thread_and_passes_the_agent_options(monkeypatch, tmp_path):
+    import visual_iq.record.recorder
+    from visual_iq.tools.record import main
+
+    calls = []
+    monkeypatch.setattr(visual_iq.record.recorder, "record_agent",
+                        lambda ckpt, out, **kwargs: calls.append({**kwargs, "threads": torch.get_num_threads()}))
+    before = torch.get_num_threads()
+    try:
+        assert main(["--source", "agent", "--ckpt", "a.ckpt", "--out", str(tmp_path), "--sample", "--min-return", "21"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert calls[0]["threads"] == 1 and calls[0]["sample"] and calls[0]["min_return"] == 21
+    assert calls[0]["sticky_actions"] is None and calls[0]["noop_max"] is None  # the checkpoint's protocol
+    with pytest.raises(SystemExit):
+        main(["--source", "expert", "--out", str(tmp_path), "--sample"])

@@ -17,10 +17,12 @@ from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from visual_iq.algo.agent import SoftQAgent, load_agent
-from visual_iq.data.demos import EpisodeBuilder, next_episode_path, save_episode
-from visual_iq.env.envs import NOOP_MAX, STICKY_ACTIONS, EnvSettings, make_env
+from visual_iq.data.demos import Episode, EpisodeBuilder, next_episode_path, save_episode
+from visual_iq.env.envs import EnvSettings, make_env
+from visual_iq.errors import DemoError
 from visual_iq.env.fire import EXECUTED_ACTION
 from visual_iq.record.judge import ExpertJudge, NoisyActions
 
@@ -40,18 +42,23 @@ def record_episodes(
     on_reset: Callable[[], None] | None = None,
     extra: dict[str, Any] | None = None,
     recorded_action: Callable[[], int] | None = None,
+    keep: Callable[[Episode], bool] | None = None,
+    max_games: int | None = None,
     progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
     """Run ``policy(observation) -> action`` for ``episodes`` episodes, saving each as it ends.
 
-    Episode i is reset with seed ``seed + i``. ``on_reset`` is called after every reset (experts
+    Game i is reset with seed ``seed + i``. ``on_reset`` is called after every reset (experts
     use it to clear their plan). The action stored is the one executed, or what
     ``recorded_action()`` returns after each step (DAgger stores the expert's label instead).
-    Returns the paths written.
+    ``keep``: save only the games it accepts (e.g. a minimum return), playing up to ``max_games``
+    games (default: ``episodes``) until ``episodes`` are saved. Returns the paths written.
     """
     settings: EnvSettings = env.get_wrapper_attr("settings")
-    written = []
-    for index in range(episodes):
+    written: list[Path] = []
+    for index in range(max(max_games or episodes, episodes)):
+        if len(written) == episodes:
+            break
         episode_seed = seed + index
         observation, _ = env.reset(seed=episode_seed)
         if on_reset is not None:
@@ -66,13 +73,14 @@ def record_episodes(
             builder.add(stored, reward, observation, terminated, truncated)
             done = terminated or truncated
         episode = builder.finish(source, extra)
+        rate = f"{episode.length} steps, {episode.length / (time.perf_counter() - started):.0f} steps/s"
+        if keep is not None and not keep(episode):
+            progress(f"game {index + 1} (seed {episode_seed}): return {episode.episode_return:+.0f}, {rate}: not kept")
+            continue
         path = save_episode(episode, next_episode_path(out))
         written.append(path)
-        elapsed = time.perf_counter() - started
-        progress(
-            f"episode {index + 1}/{episodes}: return {episode.episode_return:+.0f}, "
-            f"{episode.length} steps, {episode.length / elapsed:.0f} steps/s -> {path}"
-        )
+        progress(f"episode {len(written)}/{episodes} (seed {episode_seed}): return {episode.episode_return:+.0f}, "
+                 f"{rate} -> {path}")
     return written
 
 
@@ -121,6 +129,11 @@ def greedy_policy(agent: SoftQAgent) -> Callable[[np.ndarray], int]:
     return lambda observation: int(agent.act(observation[None])[0])
 
 
+def sampling_policy(agent: SoftQAgent) -> Callable[[np.ndarray], int]:
+    """``observation -> action``: an action sampled from the agent's softmax(Q/α) on one observation."""
+    return lambda observation: int(agent.act(observation[None], sample=True)[0])
+
+
 def _report(judge: ExpertJudge, progress: Callable[[str], None]) -> None:
     for index in range(len(judge.episodes)):
         progress(f"episode {index + 1}: agreement with the expert {judge.agreement(index)['all']:.3f}")
@@ -129,14 +142,20 @@ def _report(judge: ExpertJudge, progress: Callable[[str], None]) -> None:
 
 def record_agent(
     ckpt: str | os.PathLike, out: str | os.PathLike, *, episodes: int, seed: int = 0,
-    game: str | None = None, sticky_actions: float = STICKY_ACTIONS, noop_max: int = NOOP_MAX,
+    game: str | None = None, sticky_actions: float | None = None, noop_max: int | None = None,
+    sample: bool = False, min_return: float | None = None, max_games: int | None = None,
     expert_labels: bool = False, dagger: bool = False, progress: Callable[[str], None] = _progress,
 ) -> list[Path]:
-    """Record a trained agent from checkpoint ``ckpt`` playing greedily (argmax Q).
+    """Record a trained agent from checkpoint ``ckpt`` playing greedily (argmax Q) or, with
+    ``sample``, sampling its soft-Q policy softmax(Q/α) (as the IQ-Learn paper's expert demos were).
 
-    The env is the checkpoint's own game and observation settings, with the given sticky-action
-    probability and no-op starts. If ``game`` is given and is not the checkpoint's game, a
-    `CheckpointError` names both. ``expert_labels``: also ask the scripted expert for its action
+    The env is the checkpoint's own game and protocol (its sticky actions and no-op starts unless
+    given), playing whole games scored by the game's own points (`EnvSettings.for_evaluation`: an
+    agent trained with episodes ending at a lost life or clipped rewards still records whole games).
+    If ``game`` is given and is not the checkpoint's game, a `CheckpointError` names both.
+    ``min_return``: keep only games scoring at least that, playing up to ``max_games`` games
+    (default: 10 per episode asked for) until ``episodes`` are kept; fewer kept is a `DemoError`
+    (the kept ones stay saved). ``expert_labels``: also ask the scripted expert for its action
     at every step (`ExpertJudge`; Pong, Breakout) and report how often the agent agreed.
     ``dagger``: as ``expert_labels``, and store the expert's action instead of the agent's (one
     round of DAgger, Ross et al. 2011): the agent's own states, labelled by the expert, to train
@@ -144,9 +163,18 @@ def record_agent(
     the one the agent's action led to.
     """
     agent = load_agent(ckpt, EnvSettings(game) if game is not None else None)
-    settings = dataclasses.replace(agent.settings, sticky_actions=sticky_actions, noop_max=noop_max)
+    protocol = {"sticky_actions": sticky_actions, "noop_max": noop_max}
+    settings = dataclasses.replace(agent.settings.for_evaluation(),
+                                   **{name: value for name, value in protocol.items() if value is not None})
     env = make_env(settings)
-    policy, judge, extra = greedy_policy(agent), None, {"checkpoint": str(ckpt)}
+    torch.manual_seed(seed)  # the sampled actions: the same games again for the same seed
+    policy = sampling_policy(agent) if sample else greedy_policy(agent)
+    judge, extra = None, {"checkpoint": str(ckpt), "acting": "sample" if sample else "greedy"}
+    keep = None
+    if min_return is not None:
+        extra["min_return"] = min_return
+        keep = lambda episode: episode.episode_return >= min_return  # noqa: E731
+        max_games = max_games or 10 * episodes
     try:
         if expert_labels or dagger:
             from visual_iq.record.experts import LookaheadExpert
@@ -157,12 +185,16 @@ def record_agent(
         written = record_episodes(
             env, policy, out, episodes=episodes, source="agent", seed=seed,
             on_reset=judge.start_episode if judge else None, extra=extra,
-            recorded_action=(lambda: judge.label) if dagger else None, progress=progress,
+            recorded_action=(lambda: judge.label) if dagger else None, keep=keep, max_games=max_games,
+            progress=progress,
         )
     finally:
         env.close()
     if judge is not None:
         _report(judge, progress)
+    if len(written) < episodes:
+        raise DemoError(f"only {len(written)} of {max_games} games scored at least {min_return} "
+                        f"(the {len(written)} kept are in {out}); lower --min-return or raise --max-games")
     return written
 
 

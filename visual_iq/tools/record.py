@@ -23,8 +23,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="episodes to record (default: 1; human: until the window is closed)")
     parser.add_argument("--out", required=True, help="directory; episodes are added after existing ones")
     parser.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
-    parser.add_argument("--sticky", type=float, default=STICKY_ACTIONS, help="sticky-action probability")
-    parser.add_argument("--noop-max", type=int, default=NOOP_MAX, help="random no-ops after reset")
+    parser.add_argument("--sticky", type=float, default=None,
+                        help=f"sticky-action probability (default: {STICKY_ACTIONS}; agent: the checkpoint's)")
+    parser.add_argument("--noop-max", type=int, default=None,
+                        help=f"random no-ops after reset (default: {NOOP_MAX}; agent: the checkpoint's)")
     parser.add_argument("--frame-skip", type=int, default=4,
                         help="human/expert: emulator frames per agent step (agent: the checkpoint's)")
     parser.add_argument("--stack-size", type=int, default=4,
@@ -37,6 +39,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="human/expert: end an episode when a life is lost")
     parser.add_argument("--fps", type=int, default=15, help="human: agent steps per second (15 = real time)")
     parser.add_argument("--ckpt", default=None, help="agent (and --expert-labels): checkpoint path")
+    parser.add_argument("--sample", action="store_true",
+                        help="agent: sample actions from softmax(Q/α) instead of playing greedily (argmax Q)")
+    parser.add_argument("--min-return", type=float, default=None,
+                        help="agent: keep only games that score at least this (e.g. 21 on Pong); others are not saved")
+    parser.add_argument("--max-games", type=int, default=None,
+                        help="agent, with --min-return: games to play at most (default: 10 per episode asked for)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the agent's network (default 1: one observation at a time gains "
+                             "nothing from more, and a run training beside it keeps its cores)")
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="expert: probability of executing a random action instead of the expert's "
                              "(the expert's action is recorded; DART-style recovery demos)")
@@ -56,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.source == "agent" and args.ckpt is None:
         parser.error("--source agent needs --ckpt PATH")
+    if (args.sample or args.min_return is not None or args.max_games is not None) and args.source != "agent":
+        parser.error("--sample, --min-return and --max-games are for a trained agent: use --source agent --ckpt PATH")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.replan_every < 1:
         parser.error(f"--replan-every must be >= 1, got {args.replan_every}")
     if args.dagger and args.source != "agent":
@@ -67,7 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_from_args(args: argparse.Namespace) -> EnvSettings:
     """The env settings a human or expert recording uses."""
-    return EnvSettings(args.game or "Pong", sticky_actions=args.sticky, noop_max=args.noop_max,
+    sticky = STICKY_ACTIONS if args.sticky is None else args.sticky
+    noop_max = NOOP_MAX if args.noop_max is None else args.noop_max
+    return EnvSettings(args.game or "Pong", sticky_actions=sticky, noop_max=noop_max,
                        frame_skip=args.frame_skip, stack_size=args.stack_size,
                        crop_top=args.crop_top, crop_bottom=args.crop_bottom,
                        terminal_on_life_loss=args.terminal_on_life_loss)
@@ -75,12 +92,16 @@ def settings_from_args(args: argparse.Namespace) -> EnvSettings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     try:
         if args.source == "agent":
             from visual_iq.record.recorder import record_agent
 
             record_agent(args.ckpt, args.out, episodes=args.episodes or 1, seed=args.seed, game=args.game,
-                         sticky_actions=args.sticky, noop_max=args.noop_max, expert_labels=args.expert_labels,
+                         sticky_actions=args.sticky, noop_max=args.noop_max, sample=args.sample,
+                         min_return=args.min_return, max_games=args.max_games, expert_labels=args.expert_labels,
                          dagger=args.dagger)
         elif args.source == "human":
             from visual_iq.record.recorder import record_human
