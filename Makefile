@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[play,video,plots,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[play,video,plots,test,minari]"
 	touch $(STAMP)
 
 train: $(STAMP)

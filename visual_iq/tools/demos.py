@@ -1,6 +1,7 @@
 """``visual-iq demos info DIR [--json]``, ``video DIR -o out.mp4``,
 ``render DIR OUT --crop-top 34 --crop-bottom 16`` (the same games under other frame settings) and
-``recompress DIR`` (older demo files rewritten in today's smaller format)."""
+``recompress DIR`` (older demo files rewritten in today's smaller format), ``to-minari DIR ID`` and
+``from-minari ID DIR`` (Minari datasets out and in, `visual_iq.data.minari_io`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 
 from visual_iq.data.demos import episode_paths, load_episode, load_episodes, recompress_episode, summarize
+from visual_iq.env.envs import EnvSettings
 from visual_iq.errors import DemoError, VisualIQError
 
 
@@ -90,6 +92,25 @@ def _recompress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _to_minari(args: argparse.Namespace) -> int:
+    from visual_iq.data.minari_io import to_minari
+
+    count = to_minari(args.directory, args.dataset_id, args.path)
+    print(f"{args.directory}: {count} episodes -> Minari dataset {args.dataset_id}")
+    return 0
+
+
+def _from_minari(args: argparse.Namespace) -> int:
+    from visual_iq.data.minari_io import from_minari
+
+    settings = None
+    if args.game is not None:
+        settings = EnvSettings(args.game, **({} if args.sticky is None else {"sticky_actions": args.sticky}))
+    count = from_minari(args.dataset_id, args.directory, args.path, settings)
+    print(f"Minari dataset {args.dataset_id}: {count} episodes -> {args.directory}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="visual-iq demos", description="Inspect recorded demonstrations.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +137,21 @@ def main(argv: list[str] | None = None) -> int:
                                                         "format (frames as one LZMA stream: ~4x smaller), checked")
     recompress.add_argument("directory")
     recompress.set_defaults(run=_recompress)
+    path_help = "Minari's datasets directory (default: MINARI_DATASETS_PATH, else ~/.minari/datasets)"
+    to_minari = commands.add_parser("to-minari", help="write a demo directory as a Minari dataset (lossless frames; "
+                                                      "needs the minari extra)")
+    to_minari.add_argument("directory")
+    to_minari.add_argument("dataset_id", help="e.g. visual-iq/pong-expert-v0")
+    to_minari.add_argument("--path", default=None, help=path_help)
+    to_minari.set_defaults(run=_to_minari)
+    from_minari = commands.add_parser("from-minari", help="write a Minari dataset (discrete actions, image observations) "
+                                                          "into a demo directory")
+    from_minari.add_argument("dataset_id")
+    from_minari.add_argument("directory", help="episodes are added after existing ones")
+    from_minari.add_argument("--path", default=None, help=path_help)
+    from_minari.add_argument("--game", default=None, help="the game, where the dataset does not say (e.g. Pong)")
+    from_minari.add_argument("--sticky", type=float, default=None, help="with --game: its sticky-action probability")
+    from_minari.set_defaults(run=_from_minari)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
