@@ -320,13 +320,22 @@ def test_module_entry_point_help():
     assert result.returncode == 0 and "--model.objective.alpha" in result.stdout and "--model.objective.variant" in result.stdout
 
 
-@pytest.mark.parametrize("config", sorted(glob.glob("conf/*.yaml")))
+@pytest.mark.parametrize("config", sorted(glob.glob("conf/*.yaml") + glob.glob("conf/*/*.yaml")))
 def test_every_shipped_config_parses(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", config, "--print_config"])
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "model:" in printed and "max_steps:" in printed
+
+
+@pytest.mark.parametrize("config", sorted(glob.glob("conf/experts/*.yaml")))
+def test_every_expert_config_trains_and_evaluates(config, tmp_path):
+    """A few updates of each expert's run as configured (a short warm-up, one evaluation game)."""
+    assert main(["fit", "--config", config, "--trainer.max_steps", "3", "--trainer.val_check_interval", "3",
+                 "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+                 "--model.online.learning_starts", "64", "--model.evaluation.episodes", "1"]) == 0
+    assert list(tmp_path.glob("*/version_0/checkpoints/last.ckpt"))
 
 
 def test_learning_curve_from_tensorboard(smoke_run, capsys):
