@@ -126,8 +126,32 @@ def test_batches_for_reinforcement_learning_come_from_the_policy_replay_alone():
     assert not batch["is_expert"].any() and len(batch["actions"]) == 6
     assert set(batch["steps"].tolist()) <= {1, 2, 3} and 3 in batch["steps"].tolist()
     np.testing.assert_allclose(batch["rewards"].numpy(), [(1 - 0.5**k) / 0.5 for k in batch["steps"].tolist()])
-    with pytest.raises(ValueError, match="host"):
-        BatchSource(None, policy, batch_size=6, rewards=True, n_step=3, device="cpu")
+    on_device = BatchSource(None, policy, batch_size=6, rewards=True, n_step=3, gamma=0.5, device="cpu").sample()
+    assert on_device["steps"].max() == 3 and not on_device["is_expert"].any()
+
+
+def test_n_step_transitions_on_the_device_are_the_hosts():
+    from visual_iq.data.device_replay import DeviceReplay
+
+    buffer = FrameReplayBuffer(12, 2, (2, 2), stack_size=2)  # two streams, wrapped around, episodes ending
+    rng = np.random.default_rng(0)
+    steps, was_done = np.zeros(2, np.int64), np.zeros(2, bool)
+    for _ in range(30):  # as the collector writes: after an end, the terminal observation, then a reset one
+        buffer.add_observations(rng.integers(0, 255, (2, 2, 2, 2), dtype=np.uint8), steps)
+        ends = (rng.random(2) < 0.2) & ~was_done
+        buffer.add_outcomes(rng.integers(3, size=2), rng.normal(size=2).astype(np.float32), ends, np.zeros(2, bool),
+                            acted=~was_done)
+        steps = np.where(was_done, 0, steps + 1)
+        was_done = ends
+    mirror = DeviceReplay(buffer, "cpu")
+    mirror.sync()
+    streams, slots = np.nonzero(buffer.valid_mask())
+    host = buffer.gather_n_step(streams, slots, 4, 0.9)
+    device = mirror.gather_n_step(torch.from_numpy(streams), torch.from_numpy(slots), 4, 0.9)
+    for key in ("observations", "actions", "next_observations", "terminated", "truncated", "steps"):
+        assert torch.equal(getattr(host, key), getattr(device, key)), key
+    torch.testing.assert_close(host.rewards, device.rewards)
+    assert host.steps.min() >= 1 and host.steps.max() == 4 and (host.steps < 4).any()
 
 
 # ------------------------------------------------------------------ the loss

@@ -47,7 +47,7 @@ class BatchSource:
     ``batch_size`` rows, if there are demos: ``expert`` None samples the policy replay alone),
     ``initial_observations`` (episode starts of the demos) if ``initial_states``, and if ``rewards``
     the game's ``rewards`` and the ``steps`` each transition spans (``n_step`` > 1: n-step
-    transitions discounted by ``gamma``, `FrameReplayBuffer.gather_n_step`; on the host only). With ``device``, the batch is drawn and built on that device (by a torch
+    transitions discounted by ``gamma``, `FrameReplayBuffer.gather_n_step`). With ``device``, the batch is drawn and built on that device (by a torch
     generator there, seeded from ``seed``: another random stream than the host sampler's).
     """
 
@@ -57,8 +57,6 @@ class BatchSource:
                  gamma: float = 1.0) -> None:
         if expert is None and policy is None:
             raise ValueError("a batch source needs demonstrations, a policy replay or both")
-        if n_step > 1 and device is not None:
-            raise ValueError("n-step transitions are sampled on the host: device replay samples one-step ones")
         self.expert, self.policy = expert, policy
         self.batch_size, self.augment_shift, self.initial_states = batch_size, augment_shift, initial_states
         self.rewards, self.n_step, self.gamma = rewards, n_step, gamma
@@ -121,7 +119,7 @@ class BatchSource:
             assert generator is not None
             rng: np.random.Generator | torch.Generator = generator
             mirrors = self.mirrors if with_policy or self.policy is None else self.mirrors[:1]
-            parts = [mirror.sample(self.batch_size, generator) for mirror in mirrors]
+            parts = [mirror.sample(self.batch_size, generator, self.n_step, self.gamma) for mirror in mirrors]
         else:
             rng = self.diagnostic_rng if diagnostic else self.rng
             sources = (self.expert, self.policy) if with_policy or self.expert is None else (self.expert,)

@@ -134,8 +134,36 @@ class DeviceReplay:
             truncated=self.truncated[streams, slots],
         )
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        return self.gather(*self.sample_indices(batch_size, generator))
+    def gather_n_step(self, streams: Tensor, slots: Tensor, n_step: int, gamma: float) -> Batch:
+        """`FrameReplayBuffer.gather_n_step` on the device (the same transitions for the same indices)."""
+        capacity = self.buffer.capacity
+        size = torch.clamp(self.written, max=capacity)
+        rewards = self.rewards[streams, slots].double()
+        steps = torch.ones_like(slots)
+        last = slots.clone()
+        going = torch.ones_like(slots, dtype=torch.bool)
+        ages = (slots - (self.written - size)) % capacity
+        for j in range(1, n_step):
+            following, after = (slots + j) % capacity, (slots + j + 1) % capacity
+            going = going & ~self.terminated[streams, last] & ~self.truncated[streams, last] & (ages + j + 1 < size) \
+                & (self.actions[streams, following] >= 0) \
+                & (self.episode_steps[streams, after] == self.episode_steps[streams, following] + 1)
+            rewards = rewards + torch.where(going, gamma**j * self.rewards[streams, following].double(), 0.0)
+            steps = steps + going.long()
+            last = torch.where(going, following, last)
+        return Batch(
+            observations=self.stacks(streams, slots),
+            actions=self.actions[streams, slots].long(),
+            rewards=rewards.float(),
+            next_observations=self.stacks(streams, (last + 1) % capacity),
+            terminated=self.terminated[streams, last],
+            truncated=self.truncated[streams, last],
+            steps=steps,
+        )
+
+    def sample(self, batch_size: int, generator: torch.Generator, n_step: int = 1, gamma: float = 1.0) -> Batch:
+        indices = self.sample_indices(batch_size, generator)
+        return self.gather(*indices) if n_step == 1 else self.gather_n_step(*indices, n_step, gamma)
 
     def sample_initial_observations(self, batch_size: int, generator: torch.Generator) -> Tensor:
         """Observations that start an episode (for the ``v0`` IQ variant)."""
