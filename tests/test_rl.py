@@ -309,3 +309,16 @@ def test_the_record_tool_acts_on_one_thread_and_passes_the_agent_options(monkeyp
     assert calls[0]["sticky_actions"] is None and calls[0]["noop_max"] is None  # the checkpoint's protocol
     with pytest.raises(SystemExit):
         main(["--source", "expert", "--out", str(tmp_path), "--sample"])
+
+
+def test_a_warm_start_from_the_other_protocol_is_refused_naming_the_file(tmp_path):
+    from visual_iq.errors import CheckpointError
+    from visual_iq.train.warm_start import WarmStart
+
+    ckpt = _agent_checkpoint(tmp_path / "paper.ckpt", **PAPER_PROTOCOL)  # sticky 0
+    sticky = iq_learn(game="Pong", network="small", method="sql", demos=None, enabled=True)  # sticky 0.25
+    with pytest.raises(CheckpointError, match=r"paper.ckpt was made with different env settings: sticky_actions: 0.0 != 0.25"):
+        WarmStart(ckpt).setup(None, sticky, "fit")
+    same = iq_learn(game="Pong", network="small", method="sql", demos=None, enabled=True, **PAPER_PROTOCOL)
+    WarmStart(ckpt).setup(None, same, "fit")  # the training signals (life loss, clipping) may differ; not sticky
+    assert torch.equal(same.q_net.state_dict()["head.2.weight"], torch.load(ckpt)["state_dict"]["q_net.head.2.weight"])
