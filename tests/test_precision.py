@@ -85,3 +85,14 @@ def test_loaded_agent_acts_in_the_precision_test_uses(monkeypatch, native_bf16):
 
     monkeypatch.setattr(networks, "cpu_has_native_bf16", lambda: native_bf16)
     assert load_agent("agents/pong_online_iq.ckpt").q_net.bf16_trunk is native_bf16
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_fit_flushes_subnormal_floats_as_configured(train, flush):
+    """Subnormal floats (Adam's moments of weights whose gradient stays ~0) slow x86 arithmetic many times over."""
+    subnormal = torch.tensor([1e-40])
+    try:
+        train(2, flush_denormal=flush)
+        assert bool(subnormal.clone().mul(1.0) == 0) == flush
+    finally:
+        torch.set_flush_denormal(False)

@@ -87,6 +87,7 @@ class IQLearn(L.LightningModule):
         device = self.trainer.strategy.root_device
         bf16 = resolve_precision(self.speed.precision, device) == "bf16"
         self.q_net.bf16_trunk = self.target_net.bf16_trunk = bf16
+        torch.set_flush_denormal(self.speed.flush_denormal)  # for the whole process: it is one CPU flag
         if stage == "fit":
             self.batches = self.batches or self.build_batch_source(sampling_device(device, self.speed.device_replay))
             blocker = capture_blocker(device, bf16=bf16, grad_penalty=self.objective_config.grad_penalty,
