@@ -322,3 +322,19 @@ def test_a_warm_start_from_the_other_protocol_is_refused_naming_the_file(tmp_pat
     same = iq_learn(game="Pong", network="small", method="sql", demos=None, enabled=True, **PAPER_PROTOCOL)
     WarmStart(ckpt).setup(None, same, "fit")  # the training signals (life loss, clipping) may differ; not sticky
     assert torch.equal(same.q_net.state_dict()["head.2.weight"], torch.load(ckpt)["state_dict"]["q_net.head.2.weight"])
+
+
+def test_the_learning_curve_of_an_online_run_reads_its_env_steps(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from visual_iq.analysis.curves import learning_curve
+    from visual_iq.tools.curve import main as curve_main
+
+    with SummaryWriter(tmp_path) as writer:
+        for step, (ret, env_steps) in enumerate([(-21.0, 210_000), (-5.0, 410_000)]):
+            for tag, value in (("eval/return_mean", ret), ("eval/return_std", 1.0), ("eval/updates", 25_000 * (step + 1)),
+                               ("eval/env_steps", env_steps)):
+                writer.add_scalar(tag, value, 25_000 * (step + 1) - 1)
+    assert [row["env_steps"] for row in learning_curve(tmp_path)] == [210_000, 410_000]
+    assert curve_main([str(tmp_path)]) == 0
+    assert "| 50,000 | 410,000 |" in capsys.readouterr().out

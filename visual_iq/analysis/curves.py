@@ -23,7 +23,8 @@ def run_scalars(run_dir: str | Path) -> EventAccumulator:
 
 
 def learning_curve(run_dir: str | Path) -> list[dict[str, float]]:
-    """Rows of ``{"step", "minutes", "return_mean", "return_std"}`` from a run's event files.
+    """Rows of ``{"step", "minutes", "return_mean", "return_std"}`` from a run's event files, and
+    ``env_steps`` for online runs that logged it (``eval/env_steps``).
 
     ``step`` is the number of updates done when the evaluation ran (``eval/updates``).
     """
@@ -34,9 +35,12 @@ def learning_curve(run_dir: str | Path) -> list[dict[str, float]]:
     start = min(accumulator.Scalars(tag)[0].wall_time for tag in scalars)
     stds = {event.step: event.value for event in accumulator.Scalars("eval/return_std")}
     updates = {event.step: event.value for event in accumulator.Scalars("eval/updates")} if "eval/updates" in scalars else {}
+    env_steps = {event.step: event.value for event in accumulator.Scalars("eval/env_steps")} \
+        if "eval/env_steps" in scalars else {}
     return [
         {"step": int(updates.get(event.step, event.step)), "minutes": (event.wall_time - start) / 60.0,
-         "return_mean": event.value, "return_std": stds.get(event.step, float("nan"))}
+         "return_mean": event.value, "return_std": stds.get(event.step, float("nan")),
+         **({"env_steps": int(env_steps[event.step])} if event.step in env_steps else {})}
         for event in accumulator.Scalars("eval/return_mean")
     ]
 

@@ -1,6 +1,6 @@
 """``visual-iq curve RUN_DIR [RUN_DIR ...] [--plot curve.png]``: evaluation learning curves.
 
-Prints, for the first run, one row per evaluation: updates, wall-clock minutes since the run's
+Prints, for the first run, one row per evaluation: updates (and env steps, online), wall-clock minutes since the run's
 first logged event, and ``eval/return_mean`` ± ``eval/return_std`` (Markdown, or JSON with
 ``--json``); ``--plot`` draws every run's curve against updates and wall time into a PNG.
 """
@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print("| updates | wall time (min) | eval return (mean ± std) |")
-    print("|---:|---:|---:|")
+    with_env_steps = all("env_steps" in row for row in rows)
+    print("| updates |" + (" env steps |" if with_env_steps else "") + " wall time (min) | eval return (mean ± std) |")
+    print("|---:|" + ("---:|" if with_env_steps else "") + "---:|---:|")
     for row in rows:
-        print(f"| {row['step']:,} | {row['minutes']:.1f} | {row['return_mean']:+.1f} ± {row['return_std']:.1f} |")
+        env_steps = f" {row['env_steps']:,} |" if with_env_steps else ""
+        print(f"| {row['step']:,} |{env_steps} {row['minutes']:.1f} | {row['return_mean']:+.1f} ± {row['return_std']:.1f} |")
     return 0
