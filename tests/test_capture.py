@@ -16,7 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from visual_iq.train.gpu.capture import UpdateLoss, capture_blocker
 from visual_iq.errors import ConfigError
-from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS
 from visual_iq.algo.networks import build_q_network
 from visual_iq.algo.objectives import make_objective
 

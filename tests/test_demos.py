@@ -1,5 +1,4 @@
 import json
-import zipfile
 
 import lightning as L
 import numpy as np
@@ -20,7 +19,7 @@ from visual_iq.data.demos import (
 )
 from visual_iq.env.envs import EnvSettings, make_env
 from visual_iq.errors import EnvSettingsError
-from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS
 from visual_iq.record.recorder import record_episodes
 from visual_iq.record.replay import rerender_episode
 from visual_iq.tools.demos import main as demos_main

@@ -14,7 +14,7 @@ from visual_iq.train.collector import env_steps_before_update
 from visual_iq.data.demos import load_episodes
 from visual_iq.errors import TrainingDiverged
 from visual_iq.algo.losses import iq_loss, soft_value
-from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS, IQLearn
+from visual_iq.train.module import ENDLESS_STREAM_TRAINER_FLAGS
 from visual_iq.algo.networks import build_q_network, resolve_precision
 from visual_iq.algo.objectives import BCObjective, IQObjective, SQILObjective
 

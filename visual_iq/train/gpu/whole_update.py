@@ -16,7 +16,6 @@ optimization does with the DataLoader's batches, in the same order, and trains t
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any, Callable
 
