@@ -47,8 +47,9 @@ class BatchSource:
     ``batch_size`` rows, if there are demos: ``expert`` None samples the policy replay alone),
     ``initial_observations`` (episode starts of the demos) if ``initial_states``, and if ``rewards``
     the game's ``rewards`` and the ``steps`` each transition spans (``n_step`` > 1: n-step
-    transitions discounted by ``gamma``, `FrameReplayBuffer.gather_n_step`). With ``device``, the batch is drawn and built on that device (by a torch
-    generator there, seeded from ``seed``: another random stream than the host sampler's).
+    transitions discounted by ``gamma``, `FrameReplayBuffer.gather_n_step`). With ``device``, the
+    batch is drawn and built on that device (by a torch generator there, seeded from ``seed``:
+    another random stream than the host sampler's).
     """
 
     def __init__(self, expert: FrameReplayBuffer | None, policy: FrameReplayBuffer | None = None, *, batch_size: int,
