@@ -338,3 +338,16 @@ def test_the_learning_curve_of_an_online_run_reads_its_env_steps(tmp_path, capsy
     assert [row["env_steps"] for row in learning_curve(tmp_path)] == [210_000, 410_000]
     assert curve_main([str(tmp_path)]) == 0
     assert "| 50,000 | 410,000 |" in capsys.readouterr().out
+
+
+def test_a_resumed_runs_collector_counts_on_from_the_env_steps_before_it(catch_settings):
+    from visual_iq.train.collector import Collector, env_steps_at_update
+    from visual_iq.train.config import Online
+
+    online = Online(enabled=True, num_envs=2, learning_starts=5, env_steps_per_update=0.5)
+    assert env_steps_at_update(0, online) == 6 and env_steps_at_update(10, online) == 6 + 2 * 5
+    buffer = FrameReplayBuffer(50, 2, (84, 84), 4)
+    collector = Collector(catch_settings, 2, buffer, env_steps_before=env_steps_at_update(10, online))
+    collector.collect(uniform_policy(3), 3)
+    assert collector.env_steps == 16 + 6 and collector.metrics()["rollout/env_steps"] == 22
+    collector.close()

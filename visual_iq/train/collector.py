@@ -20,12 +20,15 @@ class Collector:
     are not recorded, only the reset observation that starts the next episode.
     """
 
-    def __init__(self, settings: EnvSettings, num_envs: int, buffer: FrameReplayBuffer, seed: int = 0) -> None:
+    def __init__(self, settings: EnvSettings, num_envs: int, buffer: FrameReplayBuffer, seed: int = 0,
+                 env_steps_before: int = 0) -> None:
         if buffer.num_streams != num_envs:
             raise ValueError(f"buffer has {buffer.num_streams} streams for {num_envs} envs")
         self.rollout = VectorRollout(settings, num_envs, seed)
         self.buffer = buffer
         self.finished_returns: deque[float] = deque(maxlen=20)
+        self.env_steps_before = env_steps_before
+        """Env steps of the run before this collector (a resumed run's), counted in ``rollout/env_steps``."""
         self.buffer.add_observations(self.rollout.observations, self.rollout.episode_steps)
 
     def collect(self, policy: Policy, steps: int = 1) -> None:
@@ -38,12 +41,12 @@ class Collector:
 
     @property
     def env_steps(self) -> int:
-        return self.rollout.env_steps
+        return self.env_steps_before + self.rollout.env_steps
 
     def metrics(self) -> dict[str, float]:
         """``rollout/`` figures for the logger: env steps, their rate, recent episode returns."""
         metrics = {"rollout/env_steps_per_s": self.rollout.steps_per_second(),
-                   "rollout/env_steps": float(self.rollout.env_steps)}
+                   "rollout/env_steps": float(self.env_steps)}
         if self.finished_returns:
             metrics["rollout/return_mean"] = float(np.mean(self.finished_returns))
         return metrics

@@ -109,14 +109,14 @@ class IQLearn(L.LightningModule):
                                       n_step=objective.n_step, gamma=self.objective_config.gamma)
 
     def on_fit_start(self) -> None:
-        online = self.online
-        if online.enabled and self.collector is None:
+        if (online := self.online).enabled and self.collector is None:
             assert self.batches is not None and self.batches.policy is not None
-            resumed = self.batches.policy.written > 0
+            resumed = self.batches.policy.written > 0  # a resumed run: its replay was loaded
             self.explorer = Explorer(self.agent, self.q_net.num_actions, (online.epsilon_start, online.epsilon_end,
                                      online.epsilon_steps), seed=self._rank_seed() + 3 + 1000 * self.global_step)
+            steps_before = env_steps_at_update(self.global_step, online) if resumed else 0
             self.collector = Collector(self.settings, online.num_envs, self.batches.policy,
-                                       seed=self._rank_seed() + 1000 * self.global_step)
+                                       seed=self._rank_seed() + 1000 * self.global_step, env_steps_before=steps_before)
             if not resumed:
                 warmup = self.explorer.warmup(online.warmup == "uniform", seed=self._rank_seed() + 2)
                 self.collector.collect(warmup, -(-online.learning_starts // online.num_envs))
