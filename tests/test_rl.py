@@ -254,7 +254,7 @@ def one_thread():
 def _agent_checkpoint(path, **env):
     """An untrained Pong agent's checkpoint (alpha 1: its sampled actions vary), trained in ``env``'s protocol."""
     model = iq_learn(game="Pong", network="small", method="sql", demos=None, enabled=True, alpha=1.0,
-                     max_episode_frames=2000, **env)
+                     max_episode_frames=1200, **env)
     torch.save({"env_settings": model.settings.to_dict(), "hyper_parameters": dict(model.hparams),
                 "state_dict": model.state_dict(), "exported_agent": True}, path)
     return path
