@@ -96,6 +96,12 @@ def test_online_smoke_resumes_policy_buffer(tmp_path):
     # (the envs themselves restart: one reset observation, then one step per update)
     assert resumed["policy_buffer"]["written"] == saved["written"] + 1 + 30
     assert torch.equal(resumed["policy_buffer"]["frames"][:, :51], saved["frames"][:, :51])
+    assert resumed["hyper_parameters"]["online"]["explore"] == "sample"
+    # how it acts may change on resume (ACTING_OPTIONS): the checkpoint's settings say what it does now
+    assert _fit(tmp_path / "c", *args, "--trainer.max_steps", "70", "--ckpt_path", str(first),
+                "--model.online.explore", "greedy") == 0
+    greedy = torch.load(tmp_path / "c" / "smoke" / "version_0" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert greedy["hyper_parameters"]["online"]["explore"] == "greedy"
 
 
 def test_checkpoint_with_other_env_is_refused(smoke_run, tmp_path, capsys):

@@ -201,6 +201,16 @@ def test_epsilon_falls_linearly_then_stays():
     assert [linear_epsilon(s, 1.0, 0.1, 100) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
 
 
+def test_the_explorer_samples_or_acts_greedily_as_configured():
+    from visual_iq.train.config import Online
+
+    asked = []
+    agent = type("Agent", (), {"act": lambda self, observations, sample: asked.append(sample) or np.zeros(len(observations))})()
+    for explore in ("sample", "greedy"):
+        Explorer.for_online(agent, 3, Online(explore=explore), seed=0).policy(0)(np.zeros((2, 1)))
+    assert asked == [True, False]
+
+
 def test_the_explorer_acts_uniformly_at_epsilon_one_and_by_the_policy_at_zero():
     agent = type("Agent", (), {"act": lambda self, observations, sample: np.zeros(len(observations), np.int64)})()
     explorer = Explorer(agent, 4, (1.0, 0.0, 1000), seed=0)

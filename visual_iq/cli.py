@@ -39,7 +39,10 @@ SCHEDULE_OPTIONS = ("optim.lr_drop_at", "optim.lr_drop_to")
 """Model options a resumed fit may still set: when its learning rate drops, so a run can be trained
 on past its plan (``--ckpt_path last.ckpt --trainer.max_steps 260000 --model.optim.lr_drop_at 200000 ...``)."""
 
-OVERRIDABLE_OPTIONS = EVALUATION_OPTIONS + SCHEDULE_OPTIONS
+ACTING_OPTIONS = ("online.explore",)
+"""Model options a resumed fit may still set: how the agent acts while collecting (e.g. greedily from here on)."""
+
+OVERRIDABLE_OPTIONS = EVALUATION_OPTIONS + SCHEDULE_OPTIONS + ACTING_OPTIONS
 
 
 class VisualIQCLI(LightningCLI):
@@ -49,7 +52,7 @@ class VisualIQCLI(LightningCLI):
     Lightning replaces the config's model settings with the checkpoint's own; a checkpoint of
     another game than the config's would then be evaluated silently on its own game. This refuses
     it, naming both, and turns an unreadable file into one clear error. Of the ``--model.*`` options
-    given on the command line, the `EVALUATION_OPTIONS` and `SCHEDULE_OPTIONS` still apply; any other is
+    given on the command line, the `EVALUATION_OPTIONS`, `SCHEDULE_OPTIONS` and `ACTING_OPTIONS` still apply; any other is
     reported as ignored.
     """
 

@@ -130,6 +130,9 @@ class Online:
     """Policy transitions collected before the first update."""
     warmup: Literal["policy", "uniform"] = "policy"
     """Who acts for those: ``policy`` (the untrained soft-Q policy) or ``uniform`` (random, as official)."""
+    explore: Literal["sample", "greedy"] = "sample"
+    """How the soft-Q policy acts while collecting: ``sample`` softmax(Q/α), or ``greedy`` (argmax Q, DQN's
+    behaviour with ε on top; where Q's gaps are below α, sampling is far noisier than the greedy policy)."""
     epsilon_start: float = 0.0
     """Probability of a uniformly random action instead of the soft-Q policy's at the first env step (ε-greedy)."""
     epsilon_end: float = 0.0

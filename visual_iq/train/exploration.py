@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from visual_iq.algo.agent import SoftQAgent
+from visual_iq.train.config import Online
 from visual_iq.train.rollout import Policy, uniform_policy
 
 
@@ -24,14 +25,21 @@ def linear_epsilon(env_steps: int, start: float, end: float, steps: int) -> floa
 
 
 class Explorer:
-    """The behaviour policy: `SoftQAgent.act` sampling softmax(Q/α), each action replaced by a uniform
-    one with probability ε (`linear_epsilon`)."""
+    """The behaviour policy: `SoftQAgent.act` sampling softmax(Q/α) (or greedy), each action replaced by a
+    uniform one with probability ε (`linear_epsilon`)."""
 
     def __init__(self, agent: SoftQAgent, num_actions: int, schedule: tuple[float, float, int] = (0.0, 0.0, 0),
-                 seed: int = 0) -> None:
-        """``schedule``: ε's start, end, and the env steps from one to the other."""
-        self.agent, self.num_actions, self.schedule = agent, num_actions, schedule
+                 seed: int = 0, sample: bool = True) -> None:
+        """``schedule``: ε's start, end, and the env steps from one to the other; ``sample``: sample
+        softmax(Q/α), else act greedily."""
+        self.agent, self.num_actions, self.schedule, self.sample = agent, num_actions, schedule, sample
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def for_online(cls, agent: SoftQAgent, num_actions: int, online: Online, seed: int) -> "Explorer":
+        """The explorer the ``online`` settings describe (``explore``, ``epsilon_*``)."""
+        schedule = (online.epsilon_start, online.epsilon_end, online.epsilon_steps)
+        return cls(agent, num_actions, schedule, seed, sample=online.explore == "sample")
 
     def epsilon(self, env_steps: int) -> float:
         return linear_epsilon(env_steps, *self.schedule)
@@ -44,7 +52,7 @@ class Explorer:
         return lambda observations: self.act(observations, epsilon)
 
     def act(self, observations: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
-        actions = self.agent.act(observations, sample=True)
+        actions = self.agent.act(observations, sample=self.sample)
         if epsilon > 0.0:
             random = self.rng.random(len(actions)) < epsilon
             actions = np.where(random, self.rng.integers(self.num_actions, size=len(actions)), actions)

@@ -112,8 +112,8 @@ class IQLearn(L.LightningModule):
         if (online := self.online).enabled and self.collector is None:
             assert self.batches is not None and self.batches.policy is not None
             resumed = self.batches.policy.written > 0  # a resumed run: its replay was loaded
-            self.explorer = Explorer(self.agent, self.q_net.num_actions, (online.epsilon_start, online.epsilon_end,
-                                     online.epsilon_steps), seed=self._rank_seed() + 3 + 1000 * self.global_step)
+            self.explorer = Explorer.for_online(self.agent, self.q_net.num_actions, online,
+                                                seed=self._rank_seed() + 3 + 1000 * self.global_step)
             steps_before = env_steps_at_update(self.global_step, online) if resumed else 0
             self.collector = Collector(self.settings, online.num_envs, self.batches.policy,
                                        seed=self._rank_seed() + 1000 * self.global_step, env_steps_before=steps_before)
