@@ -26,6 +26,7 @@ import numpy as np
 
 from visual_iq.data.demos import Episode, iter_episodes, next_episode_path, save_episode
 from visual_iq.env.envs import EnvSettings, canonical_game
+from visual_iq.env.envs import num_actions as game_actions
 from visual_iq.errors import DemoError, EnvSettingsError
 
 SETTINGS_MARK = "visual-iq env settings: "
@@ -71,8 +72,6 @@ def to_minari(directory: str | os.PathLike, dataset_id: str, path: str | os.Path
                                      terminations=episode.terminated.tolist(), truncations=episode.truncated.tolist()))
     assert settings is not None  # iter_episodes refuses an empty directory
     if settings.is_atari:
-        from visual_iq.env.envs import num_actions as game_actions
-
         num_actions = game_actions(settings)
     size = settings.screen_size
     description = (f"Demonstrations of {settings.game} recorded with visual-iq from {directory}: one {size}x{size} "
